@@ -1,0 +1,83 @@
+"""Numeric backends, registered by name: each is a table of operations over its arrays.
+
+A new backend is a module that calls `register` with a `Backend`; nothing else changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..errors import SpecError, UnsupportedError
+from .program import Program, compile_program, evaluate
+
+__all__ = ["Backend", "Program", "compile_program", "evaluate", "get", "names", "register"]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How one array library evaluates compiled programs."""
+
+    name: str
+    ops: dict[str, Callable[..., Any]]
+    from_numpy: Callable[[Any], Any]
+    to_numpy: Callable[[Any], Any]
+    stack: Callable[[list[Any], tuple[int, ...]], Any]
+    """Outputs (arrays of the batch shape, or constants) stacked along a new last axis."""
+
+    def run(self, program: Program, inputs: list[Any]) -> list[Any]:
+        return evaluate(program, inputs, self.ops)
+
+
+_REGISTRY: dict[str, Callable[[], Backend]] = {}
+_LOADED: dict[str, Backend] = {}
+
+
+def register(name: str, factory: Callable[[], Backend]) -> None:
+    """Make a backend available under `name`; `factory` runs on first use (lazy imports)."""
+    _REGISTRY[name] = factory
+
+
+def names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def get(name: str) -> Backend:
+    """The backend called `name`, imported on first use."""
+    if name not in _REGISTRY:
+        raise SpecError(f"unknown backend {name!r}; choose one of {', '.join(_REGISTRY)}")
+    if name not in _LOADED:
+        try:
+            _LOADED[name] = _REGISTRY[name]()
+        except ImportError as exc:
+            raise UnsupportedError(f"backend {name!r} needs a package that is not installed "
+                                   f"({exc.name}); install it, e.g. pip install 'derive-checker[torch]'") from exc
+    return _LOADED[name]
+
+
+def available(name: str) -> bool:
+    try:
+        get(name)
+    except UnsupportedError:
+        return False
+    return True
+
+
+def _numpy() -> Backend:
+    from .numpy import BACKEND
+    return BACKEND
+
+
+def _torch() -> Backend:
+    from .torch import BACKEND
+    return BACKEND
+
+
+def _mpmath() -> Backend:
+    from .mpmath import BACKEND
+    return BACKEND
+
+
+register("numpy", _numpy)
+register("torch", _torch)
+register("mpmath", _mpmath)

@@ -1,0 +1,95 @@
+"""torch backend: float64 tensors on any device, differentiable by autograd."""
+
+from __future__ import annotations
+
+import math
+import operator
+from functools import reduce
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from . import Backend
+
+
+def _tensor(x: Any, like: Any) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x
+    ref = like if isinstance(like, torch.Tensor) else None
+    return torch.as_tensor(x, dtype=ref.dtype if ref is not None else torch.float64,
+                           device=ref.device if ref is not None else None)
+
+
+def _pairwise(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[..., Any]:
+    def op(*args: Any) -> Any:
+        def two(a: Any, b: Any) -> Any:
+            if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
+                return fn(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64))
+            return fn(_tensor(a, b), _tensor(b, a))
+        return reduce(two, args)
+    return op
+
+
+def _unary(fn: Callable[[torch.Tensor], torch.Tensor], scalar: Callable[[float], float]) -> Callable[[Any], Any]:
+    return lambda a: fn(a) if isinstance(a, torch.Tensor) else scalar(a)
+
+
+def _heaviside(a: Any) -> Any:
+    a = _tensor(a, a)
+    return torch.where(a > 0, 1.0, torch.where(a < 0, 0.0, 0.5)).to(a.dtype)
+
+
+def _piecewise(pieces: list[tuple[Any, Any]]) -> Any:
+    result = pieces[-1][0]
+    for value, cond in reversed(pieces[:-1]):
+        if isinstance(cond, bool):
+            result = value if cond else result
+            continue
+        result = torch.where(cond, _tensor(value, cond if not isinstance(result, torch.Tensor) else result),
+                             _tensor(result, value))
+    return result
+
+
+OPS = {
+    "num": float,
+    "add": lambda *a: reduce(operator.add, a),
+    "mul": lambda *a: reduce(operator.mul, a),
+    "pow": lambda a, b: a ** b,
+    "max": _pairwise(torch.maximum),
+    "min": _pairwise(torch.minimum),
+    "piecewise": _piecewise,
+    "gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le,
+    "exp": _unary(torch.exp, math.exp), "log": _unary(torch.log, math.log),
+    "sqrt": _unary(torch.sqrt, math.sqrt), "tanh": _unary(torch.tanh, math.tanh),
+    "sin": _unary(torch.sin, math.sin), "cos": _unary(torch.cos, math.cos),
+    "tan": _unary(torch.tan, math.tan), "sinh": _unary(torch.sinh, math.sinh),
+    "cosh": _unary(torch.cosh, math.cosh), "atan": _unary(torch.atan, math.atan),
+    "abs": _unary(torch.abs, abs), "sign": _unary(torch.sign, lambda x: float(np.sign(x))),
+    "heaviside": _heaviside, "erf": _unary(torch.erf, math.erf),
+}
+
+
+def _from_numpy(a: Any, device: str = "cpu") -> torch.Tensor:
+    arr = np.asarray(a)
+    dtype = torch.int64 if arr.dtype.kind in "iu" else torch.float64
+    return torch.as_tensor(arr, dtype=dtype, device=device)
+
+
+def _to_numpy(a: Any) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def _stack(values: list[Any], batch: tuple[int, ...]) -> torch.Tensor:
+    like = next((v for v in values if isinstance(v, torch.Tensor)), None)
+    device = like.device if like is not None else None
+    cols = [_tensor(v, like).expand(batch) if isinstance(v, torch.Tensor)
+            else torch.full(batch, float(v), dtype=torch.float64, device=device) for v in values]
+    if not cols:
+        return torch.zeros((*batch, 0), dtype=torch.float64, device=device)
+    return torch.stack(cols, dim=-1)
+
+
+BACKEND = Backend("torch", OPS, _from_numpy, _to_numpy, _stack)

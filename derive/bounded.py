@@ -1,0 +1,77 @@
+"""Run symbolic work in a worker process that a time limit really stops.
+
+SymPy's `simplify` has no timeout and some inputs hang it inside C-level loops that
+`signal.alarm` never interrupts, so the work runs in a forked child that is killed when its
+time is up. The child streams results as it goes (the derivative first, then the proof), so
+a proof that times out still leaves the derivative for the numeric check.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import resource
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+MEMORY_LIMIT_BYTES = 4 * 1024**3
+
+
+@dataclass(frozen=True)
+class Message:
+    """One item the worker produced, or the reason it stopped."""
+
+    kind: str  # "item", "timeout", "error"
+    value: Any = None
+    seconds: float = 0.0
+
+
+def _child(conn: Any, work: Callable[[], Iterator[Any]], memory: int) -> None:
+    try:
+        if memory:
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        for item in work():
+            conn.send(("item", item))
+        conn.send(("done", None))
+    except BaseException as exc:  # report, never hang the parent
+        conn.send(("error", f"{type(exc).__name__}: {exc}".strip()))
+        if os.environ.get("DERIVE_DEBUG"):
+            traceback.print_exc()
+    finally:
+        conn.close()
+
+
+def run_bounded(work: Callable[[], Iterator[Any]], *, timeout: float,
+                memory: int = MEMORY_LIMIT_BYTES) -> Iterator[Message]:
+    """Yield what `work()` yields, stopping it for good after `timeout` seconds in all."""
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, work, memory), daemon=True)
+    start = time.perf_counter()
+    proc.start()
+    child.close()
+    try:
+        while True:
+            left = timeout - (time.perf_counter() - start)
+            if left <= 0 or not parent.poll(left):
+                yield Message("timeout", seconds=time.perf_counter() - start)
+                return
+            try:
+                kind, value = parent.recv()
+            except EOFError:
+                proc.join(1.0)
+                yield Message("error", f"worker died (exit code {proc.exitcode})",
+                              time.perf_counter() - start)
+                return
+            if kind == "done":
+                return
+            yield Message(kind, value, time.perf_counter() - start)
+            if kind == "error":
+                return
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+        parent.close()

@@ -1,0 +1,584 @@
+"""Numeric stage: sample inside the domains, compute the truths, judge the claims.
+
+Truth sources (they must agree with each other before any claim is judged):
+  * the SymPy derivative, compiled and evaluated on every selected backend;
+  * torch autograd of the forward definition (and of each attached torch reference);
+  * finite differences as the independent witness: central differences with a scaled step
+    always, complex step when the forward is analytic, mpmath at 40 digits otherwise.
+Claims are compared with the exact truths at a tolerance set by the dtype and by the
+conditioning of the values (measured by re-evaluating at inputs moved by a few ulps), so a
+relative error far below what finite differences can see is still caught.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from . import backends
+from .backends import Program, compile_program
+from .domains import Label
+from .errors import SpecError
+from .spec import Identity
+from .symbolic import Derivation, Graph, nonsmooth_atoms
+
+EPS = float(np.finfo(np.float64).eps)
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Relative (normwise, per sample) tolerances for one dtype, plus a conditioning factor."""
+
+    dtype: str
+    exact: float
+    central: float
+    complex_step: float
+    high_precision: float
+    noise_factor: float
+    kink_margin: float
+
+
+TOLERANCES = {
+    "float64": Tolerance("float64", exact=1e-11, central=1e-6, complex_step=1e-10,
+                         high_precision=1e-10, noise_factor=16.0, kink_margin=1e-3),
+}
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """Programs for one graph: each definition, each derived derivative, each claim, the kinks."""
+
+    symbols: tuple[sp.Symbol, ...]
+    slots: dict[str, tuple[int, ...]]
+    definitions: tuple[tuple[str, Program], ...]
+    derived: dict[int, Program]
+    claims: dict[int, Program]
+    kinks: Program | None
+    kink_text: tuple[str, ...]
+    analytic: bool
+
+
+def compile_graph(graph: Graph, derivation: Derivation | None) -> Compiled:
+    """Compile every formula of `graph` once; all programs read the same flat slot list."""
+    symbols: list[sp.Symbol] = []
+    slots: dict[str, tuple[int, ...]] = {}
+    for node in graph.nodes.values():
+        slots[node.name] = tuple(range(len(symbols), len(symbols) + len(node.flat)))
+        symbols += node.flat
+    defs = tuple((d.name, compile_program(list(d.expr.flat), symbols)) for d in graph.definitions)
+    derived = {i: compile_program(list(a.flat), symbols) for i, a in
+               (derivation.derived.items() if derivation else ())}
+    claims = {c.index: compile_program(list(c.expr.flat), symbols) for c in graph.claims}
+    exprs = [d.expr for d in graph.definitions] + [c.expr for c in graph.claims]
+    if derivation:
+        exprs += list(derivation.derived.values())
+    from .proof import kink_args
+
+    args: list[sp.Expr] = []
+    for atom in sorted(nonsmooth_atoms(np.concatenate([np.ravel(e) for e in exprs])), key=str):
+        args += [a for a in kink_args(atom) if a not in args]
+    kinks = compile_program(args, symbols) if args else None
+    upto = [d.expr for d in graph.definitions]
+    analytic = not nonsmooth_atoms(np.concatenate([np.ravel(e) for e in upto]))
+    return Compiled(tuple(symbols), slots, defs, derived, claims, kinks,
+                    tuple(f"{a} = 0" for a in args), analytic)
+
+
+@dataclass
+class Inputs:
+    """A batch of samples: raw values per variable (labels as ints) and formula columns."""
+
+    raw: dict[str, np.ndarray]
+    columns: np.ndarray  # (samples, number of variable entries), float64
+
+
+def _draw(identity: Identity, graph: Graph, rng: np.random.Generator, count: int) -> Inputs:
+    raw: dict[str, np.ndarray] = {}
+    cols = []
+    for var in identity.variables:
+        shape = var.resolve(graph.sizes)
+        values = var.domain.sample(rng, (count, *shape), graph.sizes)
+        raw[var.name] = values
+        cols.append(var.domain.encode(values, graph.sizes).reshape(count, -1))
+    return Inputs(raw, np.concatenate(cols, axis=1) if cols else np.zeros((count, 0)))
+
+
+def forward(compiled: Compiled, backend: backends.Backend, columns: Any,
+            upto: str | None = None) -> list[Any]:
+    """Evaluate the definitions in order; returns the full slot list (variables first)."""
+    env: list[Any] = [None] * len(compiled.symbols)
+    n_var = columns.shape[1]
+    for i in range(n_var):
+        env[i] = columns[:, i]
+    for name, prog in compiled.definitions:
+        for slot, value in zip(compiled.slots[name], backend.run(prog, env)):
+            env[slot] = value
+        if name == upto:
+            break
+    return env
+
+
+def _stack(backend: backends.Backend, values: list[Any], count: int) -> np.ndarray:
+    return np.asarray(backend.to_numpy(backend.stack(values, (count,))), dtype=np.float64)
+
+
+def _target(compiled: Compiled, graph: Graph, env: list[Any]) -> list[Any]:
+    return [env[s] for s in compiled.slots[graph.target]]
+
+
+def _num_vars(compiled: Compiled, graph: Graph) -> int:
+    return sum(len(compiled.slots[v.name]) for v in graph.variables)
+
+
+@dataclass
+class Sampled:
+    """Samples drawn inside the domains, away from kinks, with a finite forward value."""
+
+    inputs: Inputs
+    resampled_kinks: int = 0
+    nonfinite: int = 0
+
+
+def sample(identity: Identity, graph: Graph, compiled: Compiled, rng: np.random.Generator,
+           count: int, tol: Tolerance, rounds: int = 20) -> Sampled:
+    """Draw `count` samples; redraw those near a kink or with a non-finite target."""
+    np_backend = backends.get("numpy")
+    inputs = _draw(identity, graph, rng, count)
+    kinks = 0
+    bad = np.ones(count, dtype=bool)
+    for _ in range(rounds):
+        env = forward(compiled, np_backend, inputs.columns)
+        target = _stack(np_backend, _target(compiled, graph, env), count)
+        near = np.zeros(count, dtype=bool)
+        if compiled.kinks is not None:
+            args = _stack(np_backend, np_backend.run(compiled.kinks, env), count)
+            scale = np.maximum(1.0, np.abs(inputs.columns).max(axis=1, initial=0.0))
+            near = (np.abs(args) < tol.kink_margin * scale[:, None]).any(axis=1)
+        nonfinite = ~np.isfinite(target).all(axis=1)
+        bad = near | nonfinite
+        if not bad.any():
+            break
+        kinks += int(near.sum())
+        fresh = _draw(identity, graph, rng, int(bad.sum()))
+        for name in inputs.raw:
+            inputs.raw[name][bad] = fresh.raw[name]
+        inputs.columns[bad] = fresh.columns
+    return Sampled(inputs, kinks, int(bad.sum()))
+
+
+def _perturbed(identity: Identity, graph: Graph, compiled: Compiled, inputs: Inputs,
+               rng: np.random.Generator) -> np.ndarray:
+    """Columns moved by a few ulps (continuous variables only): probes conditioning."""
+    cols = inputs.columns.copy()
+    start = 0
+    for var in identity.variables:
+        width = len(compiled.slots[var.name])
+        if var.domain.differentiable:
+            signs = rng.choice([-1.0, 1.0], size=(cols.shape[0], width))
+            cols[:, start:start + width] *= 1.0 + 4.0 * EPS * signs
+        start += width
+    return cols
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How far `value` is from `truth`, per sample, against a per-sample tolerance."""
+
+    abs_error: np.ndarray   # (samples,)
+    scale: np.ndarray       # (samples,)
+    tol: np.ndarray         # (samples,)
+    worst: tuple[int, int]  # (sample, entry) of the largest error/tolerance ratio
+
+    @property
+    def ok(self) -> bool:
+        return bool(np.all(self.abs_error <= self.tol))
+
+    @property
+    def max_abs(self) -> float:
+        return float(np.max(self.abs_error, initial=0.0))
+
+    @property
+    def max_rel(self) -> float:
+        rel = self.abs_error / np.where(self.scale > 0, self.scale, 1.0)
+        rel = np.where((self.scale == 0) & (self.abs_error > 0), np.inf, rel)
+        return float(np.max(rel, initial=0.0))
+
+    @property
+    def rtol_used(self) -> float:
+        ratio = self.tol / np.where(self.scale > 0, self.scale, 1.0)
+        return float(np.median(ratio)) if ratio.size else 0.0
+
+
+def compare(value: np.ndarray, truth: np.ndarray, rtol: float, noise: np.ndarray | None = None,
+            noise_factor: float = 0.0, atol: np.ndarray | None = None) -> Comparison:
+    """Normwise per-sample comparison; NaN or inf anywhere in `value` is an infinite error."""
+    count = truth.shape[0]
+    value = value.reshape(count, -1)
+    truth = truth.reshape(count, -1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(value - truth)
+    finite = np.isfinite(value) & np.isfinite(truth)
+    diff = np.where(finite, diff, np.inf)
+    diff = np.where(np.isnan(value) & np.isnan(truth), np.inf, diff)
+    entry_err = diff
+    abs_error = entry_err.max(axis=1, initial=0.0)
+    scale = np.where(np.isfinite(truth), np.abs(truth), 0.0).max(axis=1, initial=0.0)
+    tol = rtol * scale
+    if noise is not None:
+        tol = tol + noise_factor * noise
+    if atol is not None:
+        tol = tol + atol
+    tol = np.maximum(tol, np.finfo(np.float64).tiny)
+    ratio = entry_err / tol[:, None]
+    if ratio.size:
+        s, e = np.unravel_index(int(np.nanargmax(np.where(np.isnan(ratio), np.inf, ratio))), ratio.shape)
+    else:
+        s, e = 0, 0
+    return Comparison(abs_error, scale, tol, (int(s), int(e)))
+
+
+def _noise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        d = np.abs(a.reshape(a.shape[0], -1) - b.reshape(b.shape[0], -1))
+    return np.where(np.isfinite(d), d, 0.0).max(axis=1, initial=0.0)
+
+
+# --- truths -------------------------------------------------------------------------------
+
+def autograd_jacobian(compiled: Compiled, graph: Graph, backend: backends.Backend,
+                      columns: np.ndarray, wrt: str, device: str = "cpu") -> np.ndarray:
+    """d target / d wrt by torch autograd of the compiled forward, (samples, m * w)."""
+    import torch
+
+    count = columns.shape[0]
+    x = torch.as_tensor(columns, dtype=torch.float64, device=device).clone()
+    lo, hi = compiled.slots[wrt][0], compiled.slots[wrt][-1] + 1
+    leaf = x[:, lo:hi].clone().requires_grad_(True)
+    full = torch.cat([x[:, :lo], leaf, x[:, hi:]], dim=1)
+    env = forward(compiled, backend, full, upto=graph.target)
+    outs = _target(compiled, graph, env)
+    rows = []
+    for out in outs:
+        if not isinstance(out, torch.Tensor) or not out.requires_grad:
+            rows.append(torch.zeros((count, hi - lo), dtype=torch.float64, device=device))
+            continue
+        out = out.expand(count) if out.dim() == 0 else out
+        (g,) = torch.autograd.grad(out.sum(), leaf, retain_graph=True, allow_unused=True)
+        rows.append(torch.zeros_like(leaf) if g is None else g)
+    jac = torch.stack(rows, dim=1)  # (samples, m, w)
+    return jac.reshape(count, -1).detach().cpu().numpy()
+
+
+def reference_values(identity: Identity, ref_index: int, inputs: Inputs, graph: Graph,
+                     wrt: str | None = None, device: str = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
+    """A torch reference's value per sample (and its autograd Jacobian wrt `wrt`)."""
+    import torch
+
+    ref = identity.references[ref_index]
+    names = [v.name for v in identity.variables]
+    tensors = {}
+    for v in identity.variables:
+        arr = inputs.raw[v.name]
+        dtype = torch.int64 if isinstance(v.domain, Label) else torch.float64
+        tensors[v.name] = torch.as_tensor(np.asarray(arr), dtype=dtype, device=device)
+    leaf = None
+    if wrt is not None:
+        leaf = tensors[wrt].clone().requires_grad_(True)
+        tensors[wrt] = leaf
+
+    args = [tensors[n] for n in names]
+    try:
+        out = torch.func.vmap(ref.forward)(*args)
+    except Exception:  # some library functions do not support vmap: fall back to a loop
+        try:
+            out = torch.stack([torch.as_tensor(ref.forward(*(a[s] for a in args)))
+                               for s in range(args[0].shape[0])])
+        except Exception as exc:
+            raise SpecError(f"{identity.name}: reference {ref.label} failed on one sample "
+                            f"({', '.join(names)}): {type(exc).__name__}: {exc}") from exc
+    count = inputs.columns.shape[0]
+    out = out.reshape(count, -1)
+    value = out.detach().cpu().numpy().astype(np.float64)
+    if leaf is None:
+        return value, None
+    rows = []
+    for a in range(out.shape[1]):
+        (g,) = torch.autograd.grad(out[:, a].sum(), leaf, retain_graph=True, allow_unused=True)
+        rows.append((torch.zeros_like(leaf) if g is None else g).reshape(count, -1))
+    jac = torch.stack(rows, dim=1).reshape(count, -1)
+    return value, jac.detach().cpu().numpy()
+
+
+def central_differences(compiled: Compiled, graph: Graph, columns: np.ndarray,
+                        wrt: str) -> tuple[np.ndarray, np.ndarray]:
+    """Central differences with h = eps^(1/3) max(1, |x|); also the rounding-error estimate."""
+    nb = backends.get("numpy")
+    count = columns.shape[0]
+    cols = []
+    f0 = _stack(nb, _target(compiled, graph, forward(compiled, nb, columns, graph.target)), count)
+    rounding = np.zeros(count)
+    for slot in compiled.slots[wrt]:
+        h = EPS ** (1 / 3) * np.maximum(1.0, np.abs(columns[:, slot]))
+        plus, minus = columns.copy(), columns.copy()
+        plus[:, slot] += h
+        minus[:, slot] -= h
+        h_true = plus[:, slot] - minus[:, slot]
+        fp = _stack(nb, _target(compiled, graph, forward(compiled, nb, plus, graph.target)), count)
+        fm = _stack(nb, _target(compiled, graph, forward(compiled, nb, minus, graph.target)), count)
+        cols.append((fp - fm) / h_true[:, None])
+        rounding = np.maximum(rounding, 4 * EPS * np.abs(f0).max(axis=1, initial=0.0) / h_true)
+    jac = np.stack(cols, axis=2)  # (samples, m, w)
+    return jac.reshape(count, -1), rounding
+
+
+def complex_step(compiled: Compiled, graph: Graph, columns: np.ndarray, wrt: str) -> np.ndarray:
+    """Im f(x + i h) / h with h = 1e-30: exact to rounding for analytic forwards."""
+    nb = backends.get("numpy")
+    count = columns.shape[0]
+    h = 1e-30
+    cols = []
+    for slot in compiled.slots[wrt]:
+        z = columns.astype(np.complex128)
+        z[:, slot] += 1j * h
+        with np.errstate(all="ignore"):
+            out = _target(compiled, graph, forward(compiled, nb, z, graph.target))
+            vals = np.stack([np.broadcast_to(np.asarray(v, dtype=np.complex128), (count,))
+                             for v in out], axis=-1)
+        cols.append(vals.imag / h)
+    return np.stack(cols, axis=2).reshape(count, -1)
+
+
+def high_precision(compiled: Compiled, graph: Graph, columns: np.ndarray, wrt: str | None,
+                   samples: int = 3, digits: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """mpmath at `digits` digits on the first few samples: the value, or a central difference."""
+    import mpmath
+
+    mb = backends.get("mpmath")
+    idx = np.arange(min(samples, columns.shape[0]))
+    rows = []
+    with mpmath.workdps(digits):
+        h = mpmath.mpf(10) ** (-(digits // 3))
+        for s in idx:
+            point = [mpmath.mpf(float(v)) for v in columns[s]]
+
+            def f(p: list[Any]) -> list[Any]:
+                env = forward_scalar(compiled, mb, p, graph.target)
+                return [env[k] for k in compiled.slots[graph.target]]
+
+            if wrt is None:
+                rows.append([float(v) for v in f(point)])
+                continue
+            jac = []
+            for slot in compiled.slots[wrt]:
+                plus, minus = list(point), list(point)
+                plus[slot] += h
+                minus[slot] -= h
+                jac.append([(a - b) / (2 * h) for a, b in zip(f(plus), f(minus))])
+            rows.append([float(jac[i][a]) for a in range(len(jac[0])) for i in range(len(jac))])
+    return idx, np.asarray(rows, dtype=np.float64)
+
+
+def forward_scalar(compiled: Compiled, backend: backends.Backend, point: list[Any],
+                   upto: str) -> list[Any]:
+    """Like `forward`, for one sample given as a list of scalars (mpmath)."""
+    env: list[Any] = [None] * len(compiled.symbols)
+    env[: len(point)] = point
+    for name, prog in compiled.definitions:
+        for slot, value in zip(compiled.slots[name], backend.run(prog, env)):
+            env[slot] = value
+        if name == upto:
+            break
+    return env
+
+
+# --- the check ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BackendError:
+    """Claim against truth on one backend, for one claim."""
+
+    backend: str
+    claim: str
+    comparison: Comparison
+
+
+@dataclass
+class NumericOutcome:
+    """Everything the numeric stage found for one identity at one set of sizes."""
+
+    status: str  # "agree", "refuted", "disagree", "nonfinite"
+    samples: int
+    errors: list[BackendError] = field(default_factory=list)
+    reason: str = ""
+    counterexample: dict[str, Any] | None = None
+    sources: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _entry(shape: tuple[int, ...], flat: int) -> list[int]:
+    return [int(i) for i in np.unravel_index(flat, shape)] if shape else []
+
+
+def run_numeric(identity: Identity, graph: Graph, derivation: Derivation | None, *,
+                backend_names: tuple[str, ...], samples: int, rng: np.random.Generator,
+                seed: int, dtype: str = "float64", device: str = "cpu") -> NumericOutcome:
+    """Sample, establish the truth from agreeing sources, and judge every claim against it."""
+    tol = TOLERANCES[dtype]
+    compiled = compile_graph(graph, derivation)
+    drawn = sample(identity, graph, compiled, rng, samples, tol)
+    inputs = drawn.inputs
+    out = NumericOutcome("agree", samples)
+    if drawn.resampled_kinks:
+        out.notes.append(f"kinks avoided ({', '.join(compiled.kink_text)}): "
+                         f"{drawn.resampled_kinks} samples redrawn")
+    if drawn.nonfinite:
+        out.status = "nonfinite"
+        out.reason = (f"the forward value is not finite at {drawn.nonfinite} of {samples} samples "
+                      "even after redrawing; no finite reference")
+        return out
+    perturbed = _perturbed(identity, graph, compiled, inputs, rng)
+    have_torch = backends.available("torch")
+    if not have_torch:
+        out.notes.append("torch is not installed: no autograd truth and no torch backend")
+    selected = [b for b in backend_names if b != "torch" or have_torch]
+    envs = {b: forward(compiled, backends.get(b), backends.get(b).from_numpy(inputs.columns))
+            for b in set(selected) | ({"numpy", "torch"} if have_torch else {"numpy"})}
+    envs_p = {b: forward(compiled, backends.get(b), backends.get(b).from_numpy(perturbed))
+              for b in envs}
+    target_shape = graph.nodes[graph.target].shape
+
+    def run(b: str, prog: Program, env: list[Any]) -> np.ndarray:
+        return _stack(backends.get(b), backends.get(b).run(prog, env), samples)
+
+    # references are value claims: the definition must compute what the library computes
+    ref_values = {}
+    if have_torch:
+        for r, ref in enumerate(identity.references):
+            value, _ = reference_values(identity, r, inputs, graph, device=device)
+            ref_values[r] = value
+            truth = _stack(backends.get("numpy"), _target(compiled, graph, envs["numpy"]), samples)
+            truth_p = _stack(backends.get("numpy"), _target(compiled, graph, envs_p["numpy"]), samples)
+            cmp = compare(value, truth, tol.exact, _noise(truth, truth_p), tol.noise_factor)
+            out.errors.append(BackendError("torch", f"definition vs {ref.label}", cmp))
+            if not cmp.ok:
+                _refute(out, identity, graph, inputs, cmp, f"definition vs {ref.label}", "torch",
+                        value, truth, target_shape, seed)
+
+    for claim in graph.claims:
+        label = claim.label
+        shape = claim.expr.shape
+        truths: dict[str, np.ndarray] = {}
+        witnesses: dict[str, tuple[np.ndarray, np.ndarray, float, np.ndarray | None]] = {}
+        if claim.wrt is None:
+            for b in envs:
+                truths[f"definition/{b}"] = _stack(backends.get(b), _target(compiled, graph, envs[b]), samples)
+            idx, hp = high_precision(compiled, graph, inputs.columns, None)
+            witnesses["mpmath 40 digits"] = (idx, hp, tol.high_precision, None)
+        else:
+            if derivation is not None:
+                for b in envs:
+                    truths[f"sympy/{b}"] = run(b, compiled.derived[claim.index], envs[b])
+            if have_torch:
+                truths["autograd"] = autograd_jacobian(compiled, graph, backends.get("torch"),
+                                                       inputs.columns, claim.wrt, device)
+                for r, ref in enumerate(identity.references):
+                    _, jac = reference_values(identity, r, inputs, graph, wrt=claim.wrt, device=device)
+                    truths[f"autograd of {ref.label}"] = jac
+            fd, rounding = central_differences(compiled, graph, inputs.columns, claim.wrt)
+            witnesses["central differences"] = (np.arange(samples), fd, tol.central, rounding)
+            if compiled.analytic:
+                witnesses["complex step"] = (np.arange(samples),
+                                             complex_step(compiled, graph, inputs.columns, claim.wrt),
+                                             tol.complex_step, None)
+            else:
+                idx, hp = high_precision(compiled, graph, inputs.columns, claim.wrt)
+                witnesses["mpmath 40 digits"] = (idx, hp, tol.high_precision, None)
+        if not truths:
+            out.status, out.reason = "disagree", f"{label}: no exact truth source available"
+            return out
+        primary_name = next(iter(truths))
+        primary = truths[primary_name]
+        if claim.wrt is None:
+            primary_p = _stack(backends.get("numpy"), _target(compiled, graph, envs_p["numpy"]), samples)
+        elif derivation is not None:
+            primary_p = run("numpy", compiled.derived[claim.index], envs_p["numpy"])
+        else:
+            primary_p = autograd_jacobian(compiled, graph, backends.get("torch"), perturbed,
+                                          claim.wrt, device)
+        noise_t = _noise(primary, primary_p)
+        finite = np.isfinite(primary).all(axis=1)
+        if not finite.all():
+            out.status = "nonfinite"
+            out.reason = (f"{label}: the true derivative is not finite at {int((~finite).sum())} "
+                          f"of {samples} samples")
+            return out
+        out.sources = sorted(set(out.sources) | set(truths) | set(witnesses))
+        for name, value in truths.items():
+            if name == primary_name:
+                continue
+            cmp = compare(value, primary, tol.exact, noise_t, tol.noise_factor)
+            if not cmp.ok:
+                _disagree(out, label, primary_name, name, cmp, primary, value, inputs, identity)
+                return out
+        for name, (idx, value, rtol, rounding) in witnesses.items():
+            cmp = compare(value, primary[idx], rtol, noise_t[idx], tol.noise_factor,
+                          atol=None if rounding is None else rounding[idx])
+            if not cmp.ok:
+                _disagree(out, label, primary_name, name, cmp, primary[idx], value, inputs, identity,
+                          sample_ids=idx)
+                return out
+        for b in selected:
+            value = run(b, compiled.claims[claim.index], envs[b])
+            value_p = run(b, compiled.claims[claim.index], envs_p[b])
+            noise = np.maximum(noise_t, _noise(value, value_p))
+            cmp = compare(value, primary, tol.exact, noise, tol.noise_factor)
+            out.errors.append(BackendError(b, label, cmp))
+            if not cmp.ok and out.counterexample is None:
+                _refute(out, identity, graph, inputs, cmp, label, b, value, primary, shape, seed)
+    return out
+
+
+def _inputs_at(identity: Identity, inputs: Inputs, s: int) -> dict[str, Any]:
+    return {v.name: np.asarray(inputs.raw[v.name][s]).tolist() for v in identity.variables}
+
+
+def _refute(out: NumericOutcome, identity: Identity, graph: Graph, inputs: Inputs, cmp: Comparison,
+            label: str, backend: str, value: np.ndarray, truth: np.ndarray,
+            shape: tuple[int, ...], seed: int) -> None:
+    s, e = cmp.worst
+    out.status = "refuted"
+    out.counterexample = {
+        "claim": label,
+        "backend": backend,
+        "sizes": dict(graph.sizes),
+        "inputs": _inputs_at(identity, inputs, s),
+        "entry": _entry(shape, e),
+        "claimed": float(value.reshape(value.shape[0], -1)[s, e]),
+        "true": float(truth.reshape(truth.shape[0], -1)[s, e]),
+        "abs_error": float(cmp.abs_error[s]),
+        "rel_error": float(cmp.abs_error[s] / cmp.scale[s]) if cmp.scale[s] > 0 else math.inf,
+        "tolerance": float(cmp.tol[s]),
+        "seed": seed,
+        "sample": s,
+        "rerun": f"derive check {identity.name} --seed {seed}",
+    }
+
+
+def _disagree(out: NumericOutcome, label: str, a_name: str, b_name: str, cmp: Comparison,
+              a: np.ndarray, b: np.ndarray, inputs: Inputs, identity: Identity,
+              sample_ids: np.ndarray | None = None) -> None:
+    s, e = cmp.worst
+    real_s = int(sample_ids[s]) if sample_ids is not None else s
+    out.status = "disagree"
+    out.reason = (f"{label}: truth sources disagree: {a_name} = {_fmt(a.reshape(a.shape[0], -1)[s, e])}"
+                  f" but {b_name} = {_fmt(b.reshape(b.shape[0], -1)[s, e])} (|diff| "
+                  f"{_fmt(cmp.abs_error[s])} > tol {_fmt(cmp.tol[s])}) at "
+                  f"{_inputs_at(identity, inputs, real_s)}")
