@@ -449,8 +449,9 @@ def run_numeric(identity: Identity, graph: Graph, derivation: Derivation | None,
     if not have_torch:
         out.notes.append("torch is not installed: no autograd truth and no torch backend")
     selected = [b for b in backend_names if b != "torch" or have_torch]
+    evaluated = list(dict.fromkeys(["numpy", *selected, *(["torch"] if have_torch else [])]))
     envs = {b: forward(compiled, backends.get(b), backends.get(b).from_numpy(inputs.columns))
-            for b in set(selected) | ({"numpy", "torch"} if have_torch else {"numpy"})}
+            for b in evaluated}
     envs_p = {b: forward(compiled, backends.get(b), backends.get(b).from_numpy(perturbed))
               for b in envs}
     target_shape = graph.nodes[graph.target].shape

@@ -68,7 +68,7 @@ def _smooth_zero(e: sp.Expr, simplify_ok: bool) -> str | None:
         return "rational normal form"
     logs = sp.expand_log(e, force=False)
     if _rational_zero(_exp_to_symbols(logs)):
-        return "exp(z) -> u substitution"
+        return "rational normal form after exp(z) -> u"
     if simplify_ok and sp.simplify(e) == 0:
         return "simplify"
     return None
@@ -150,6 +150,10 @@ def prove_zero(e: sp.Expr, graph: Graph, *, simplify_ok: bool = True) -> Proof:
         return Proof(True, ("structural",))
     if not e.atoms(*NONSMOOTH) and _rational_zero(e):
         return Proof(True, ("rational normal form (intermediates opaque)",))
+    if not e.atoms(*NONSMOOTH):
+        partial = e.xreplace(graph.elementwise)
+        if partial != e and _rational_zero(_exp_to_symbols(sp.expand_log(partial, force=False))):
+            return Proof(True, ("rational normal form (activations expanded, sums opaque)",))
     full = e.xreplace(graph.expanded)
     full = full.xreplace(graph.constraints) if graph.constraints else full
     args = kink_args(full)

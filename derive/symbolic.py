@@ -84,6 +84,17 @@ class Graph:
                 full[sym] = e.xreplace(full)
         return full
 
+    @cached_property
+    def elementwise(self) -> dict[sp.Symbol, sp.Expr]:
+        """Intermediates that are functions of a single symbol (activations), written in the
+        nearest symbol that is not one; the other intermediates stay opaque symbols."""
+        out: dict[sp.Symbol, sp.Expr] = {}
+        for node in self.definitions:
+            for sym, e in zip(node.flat, node.expr.flat):
+                if len(e.free_symbols) == 1:
+                    out[sym] = e.xreplace(out)
+        return out
+
 
 def _symbols(name: str, shape: tuple[int, ...], assumptions: Mapping[str, bool]) -> np.ndarray:
     out = np.empty(shape, dtype=object)

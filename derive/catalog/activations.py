@@ -1,0 +1,37 @@
+"""Activation functions and their derivatives (sigmoid, tanh, relu)."""
+
+from ..ops import relu, sigmoid, step, tanh
+from ..spec import Claim, Definition, Identity, Reference, Variable
+from ._torch import F, torch
+
+SOURCE = "shared/seeds/002 (activation functions); standard"
+
+IDENTITIES = (
+    Identity(
+        "sigmoid_derivative",
+        variables=(Variable("x"),),
+        definitions=(Definition("s", lambda v: sigmoid(v.x), r"\sigma(x) = 1/(1+e^{-x})"),),
+        claims=(Claim(lambda v: v.s * (1 - v.s), wrt="x", text=r"\sigma(x)(1-\sigma(x))"),),
+        references=(Reference("torch.sigmoid", lambda x: torch().sigmoid(x)),),
+        family="activations", source=SOURCE,
+        description="d sigma/dx = sigma(x)(1 - sigma(x))",
+    ),
+    Identity(
+        "tanh_derivative",
+        variables=(Variable("x"),),
+        definitions=(Definition("a", lambda v: tanh(v.x), r"\tanh x"),),
+        claims=(Claim(lambda v: 1 - v.a**2, wrt="x", text=r"1-\tanh^2 x"),),
+        references=(Reference("torch.tanh", lambda x: torch().tanh(x)),),
+        family="activations", source=SOURCE,
+        description="d tanh/dx = 1 - tanh(x)^2",
+    ),
+    Identity(
+        "relu_derivative",
+        variables=(Variable("x"),),
+        definitions=(Definition("r", lambda v: relu(v.x), r"\max(0, x)"),),
+        claims=(Claim(lambda v: step(v.x), wrt="x", text=r"\mathbb{1}[x>0]"),),
+        references=(Reference("F.relu", lambda x: F().relu(x)),),
+        family="activations", source=SOURCE,
+        description="d relu/dx = 1 if x > 0 else 0 (not differentiable at 0: the kink is reported)",
+    ),
+)

@@ -1,0 +1,97 @@
+"""Losses: mean squared error, binary cross-entropy, cross-entropy (log_softmax + nll)."""
+
+from ..domains import BINARY, UNIT_INTERVAL, Label
+from ..ops import log, log_softmax, mean, sigmoid, softmax, sum_
+from ..spec import Claim, Definition, Identity, Reference, Variable
+from ._torch import F, torch
+
+SEED = "shared/seeds/002 (loss functions: F.mse_loss, F.binary_cross_entropy, F.cross_entropy)"
+BATCH = ({"B": 2, "k": 4}, {"B": 3, "k": 3})
+
+
+def _bce(p, y):  # noqa: ANN001, ANN202 - symbol arrays in, symbol out
+    return -mean(y * log(p) + (1 - y) * log(1 - p))
+
+
+def _cross_entropy(v):  # noqa: ANN001, ANN202
+    return -mean(sum_(v.t * log(v.p), axis=-1))
+
+
+IDENTITIES = (
+    Identity(
+        "mse_gradient",
+        variables=(Variable("y_hat", ("n",)), Variable("y", ("n",))),
+        definitions=(Definition("L", lambda v: mean((v.y_hat - v.y) ** 2),
+                                r"\frac{1}{n}\sum_i (\hat y_i - y_i)^2"),),
+        claims=(Claim(lambda v: 2 * (v.y_hat - v.y) / len(v.y), wrt="y_hat",
+                      text=r"\frac{2}{n}(\hat y - y)"),),
+        sizes=({"n": 3}, {"n": 9}),
+        references=(Reference("F.mse_loss", lambda y_hat, y: F().mse_loss(y_hat, y)),),
+        family="losses", source=SEED,
+        description="d/dy_hat mean((y_hat - y)^2) = 2 (y_hat - y) / n",
+    ),
+    Identity(
+        "bce_definition",
+        variables=(Variable("p", ("n",), UNIT_INTERVAL), Variable("y", ("n",), BINARY)),
+        definitions=(Definition("l", lambda v: -(v.y * log(v.p) + (1 - v.y) * log(1 - v.p)),
+                                r"-(y_i \log p_i + (1-y_i)\log(1-p_i))"),
+                     Definition("L", lambda v: mean(v.l), r"\frac{1}{n}\sum_i \ell_i")),
+        claims=(Claim(lambda v: _bce(v.p, v.y), text=r"-\frac{1}{n}\sum_i y_i\log p_i + (1-y_i)\log(1-p_i)"),),
+        sizes=({"n": 1}, {"n": 4}),
+        references=(Reference("nn.BCELoss", lambda p, y: torch().nn.BCELoss()(p, y)),
+                    Reference("F.binary_cross_entropy", lambda p, y: F().binary_cross_entropy(p, y))),
+        family="losses", source=SEED,
+        description="nn.BCELoss = F.binary_cross_entropy = -mean(y log p + (1-y) log(1-p))",
+    ),
+    Identity(
+        "bce_gradient_probability",
+        variables=(Variable("p", ("n",), UNIT_INTERVAL), Variable("y", ("n",), BINARY)),
+        definitions=(Definition("L", lambda v: _bce(v.p, v.y), r"\operatorname{BCE}(p, y)"),),
+        claims=(Claim(lambda v: (v.p - v.y) / (v.p * (1 - v.p)) / len(v.p), wrt="p",
+                      text=r"\frac{1}{n}\frac{p - y}{p(1-p)}"),),
+        sizes=({"n": 1}, {"n": 4}),
+        references=(Reference("F.binary_cross_entropy", lambda p, y: F().binary_cross_entropy(p, y)),),
+        family="losses", source=SEED,
+        description="dL/dp = (p - y) / (p (1 - p)) / n",
+    ),
+    Identity(
+        "bce_gradient_logit",
+        variables=(Variable("z", ("n",)), Variable("y", ("n",), BINARY)),
+        definitions=(Definition("p", lambda v: sigmoid(v.z), r"\sigma(z)"),
+                     Definition("L", lambda v: _bce(v.p, v.y), r"\operatorname{BCE}(p, y)")),
+        claims=(Claim(lambda v: (v.p - v.y) / len(v.p), wrt="z", text=r"\frac{1}{n}(\sigma(z) - y)"),),
+        sizes=({"n": 1}, {"n": 4}),
+        references=(Reference("F.binary_cross_entropy_with_logits",
+                              lambda z, y: F().binary_cross_entropy_with_logits(z, y)),),
+        family="losses", source=SEED,
+        description="p = sigma(z): dL/dz = sigma(z) - y per example (mean over n)",
+    ),
+    Identity(
+        "cross_entropy_definition",
+        variables=(Variable("z", ("B", "k")), Variable("t", ("B",), Label("k"))),
+        definitions=(Definition("p", lambda v: softmax(v.z), r"\operatorname{softmax}(z)"),
+                     Definition("L", _cross_entropy,
+                                r"-\frac{1}{B}\sum_b \sum_i \operatorname{onehot}(t)_{bi} \log p_{bi}")),
+        claims=(Claim(lambda v: -mean(sum_(v.t * log_softmax(v.z), axis=-1)),
+                      text=r"\operatorname{nll}(\operatorname{log\_softmax}(z), t)"),),
+        sizes=BATCH,
+        references=(Reference("F.cross_entropy", lambda z, t: F().cross_entropy(z, t)),
+                    Reference("F.nll_loss(F.log_softmax)",
+                              lambda z, t: F().nll_loss(F().log_softmax(z, -1), t)),
+                    Reference("nn.CrossEntropyLoss", lambda z, t: torch().nn.CrossEntropyLoss()(z, t))),
+        family="losses", source=SEED,
+        description="F.cross_entropy = nll_loss(log_softmax(z), t) = -mean sum onehot(t) log softmax(z)",
+    ),
+    Identity(
+        "cross_entropy_gradient",
+        variables=(Variable("z", ("B", "k")), Variable("t", ("B",), Label("k"))),
+        definitions=(Definition("p", lambda v: softmax(v.z), r"\operatorname{softmax}(z)"),
+                     Definition("L", _cross_entropy, r"\operatorname{CE}(z, t)")),
+        claims=(Claim(lambda v: (v.p - v.t) / v.t.shape[0], wrt="z",
+                      text=r"\frac{1}{B}(\operatorname{softmax}(z) - \operatorname{onehot}(t))"),),
+        sizes=BATCH,
+        references=(Reference("F.cross_entropy", lambda z, t: F().cross_entropy(z, t)),),
+        family="losses", source=SEED,
+        description="dL/dz = (softmax(z) - onehot(t)) / B over a batch of B",
+    ),
+)
