@@ -93,10 +93,10 @@ def _judge(symbolic: Symbolic, numeric: NumericOutcome) -> tuple[str, str]:
     if numeric.status in ("disagree", "nonfinite"):
         return INCONCLUSIVE, numeric.reason
     if numeric.status == "refuted":
-        if symbolic.status == "proved":
+        cx = numeric.counterexample or {}
+        if symbolic.status == "proved" and cx.get("kind") == "claim":
             return INCONCLUSIVE, ("the symbolic proof and the numeric check disagree; "
                                   "one of the truth sources is wrong")
-        cx = numeric.counterexample or {}
         return REFUTED, (f"{cx.get('claim')}: max|claim - truth| = {cx.get('abs_error', 0):.3g} "
                          f"at entry {tuple(cx.get('entry', ()))} > tol {cx.get('tolerance', 0):.3g}")
     if symbolic.status == "proved":

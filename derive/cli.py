@@ -20,12 +20,15 @@ from .verdict import PROVED, Report, Result
 EXIT_USAGE, EXIT_INTERNAL = 2, 4
 
 
+class _UsageError(Exception):
+    """A command line argparse rejected; main() prints it as one line."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-        raise SystemExit(EXIT_USAGE)
+        raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
 
 
 def _positive_int(text: str) -> int:
@@ -198,7 +201,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:
+    except _UsageError as exc:
+        err.write(f"{exc}\n")
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help, --version
         return int(exc.code or 0)
     try:
         if args.command == "list":

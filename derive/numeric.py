@@ -413,6 +413,7 @@ class NumericOutcome:
     status: str  # "agree", "refuted", "disagree", "nonfinite"
     samples: int
     errors: list[BackendError] = field(default_factory=list)
+    reference_errors: list[BackendError] = field(default_factory=list)
     reason: str = ""
     counterexample: dict[str, Any] | None = None
     sources: list[str] = field(default_factory=list)
@@ -468,7 +469,7 @@ def run_numeric(identity: Identity, graph: Graph, derivation: Derivation | None,
             truth = _stack(backends.get("numpy"), _target(compiled, graph, envs["numpy"]), samples)
             truth_p = _stack(backends.get("numpy"), _target(compiled, graph, envs_p["numpy"]), samples)
             cmp = compare(value, truth, tol.exact, _noise(truth, truth_p), tol.noise_factor)
-            out.errors.append(BackendError("torch", f"definition vs {ref.label}", cmp))
+            out.reference_errors.append(BackendError("torch", f"definition vs {ref.label}", cmp))
             if not cmp.ok:
                 _refute(out, identity, graph, inputs, cmp, f"definition vs {ref.label}", "torch",
                         value, truth, target_shape, seed)
@@ -557,6 +558,7 @@ def _refute(out: NumericOutcome, identity: Identity, graph: Graph, inputs: Input
     s, e = cmp.worst
     out.status = "refuted"
     out.counterexample = {
+        "kind": "reference" if label.startswith("definition vs") else "claim",
         "claim": label,
         "backend": backend,
         "sizes": dict(graph.sizes),

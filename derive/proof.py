@@ -86,6 +86,9 @@ def _smooth_zero(e: sp.Expr, simplify_ok: bool) -> str | None:
     logs = sp.expand_log(e, force=False)
     if _rational_zero(_exp_to_symbols(logs)):
         return "rational normal form after exp(z) -> u"
+    rewritten = e.rewrite(sp.exp)
+    if rewritten != e and _rational_zero(_exp_to_symbols(sp.expand_log(rewritten, force=False))):
+        return "rational normal form after rewriting in exp"
     if simplify_ok and sp.simplify(e) == 0:
         return "simplify"
     return None

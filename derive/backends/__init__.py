@@ -5,8 +5,9 @@ A new backend is a module that calls `register` with a `Backend`; nothing else c
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 from ..errors import SpecError, UnsupportedError
 from .program import Program, compile_program, evaluate
@@ -25,8 +26,12 @@ class Backend:
     stack: Callable[[list[Any], tuple[int, ...]], Any]
     """Outputs (arrays of the batch shape, or constants) stacked along a new last axis."""
 
+    quiet: Callable[[], ContextManager[Any]] = nullcontext
+    """Silences the library's floating-point warnings: non-finite values are judged, not warned."""
+
     def run(self, program: Program, inputs: list[Any]) -> list[Any]:
-        return evaluate(program, inputs, self.ops)
+        with self.quiet():
+            return evaluate(program, inputs, self.ops)
 
 
 _REGISTRY: dict[str, Callable[[], Backend]] = {}

@@ -41,4 +41,4 @@ def _stack(values: list[Any], batch: tuple[int, ...]) -> np.ndarray:
     return np.stack([np.broadcast_to(np.asarray(v), batch) for v in values], axis=-1)
 
 
-BACKEND = Backend("numpy", OPS, np.asarray, np.asarray, _stack)
+BACKEND = Backend("numpy", OPS, np.asarray, np.asarray, _stack, lambda: np.errstate(all="ignore"))

@@ -1,0 +1,147 @@
+"""check(): how the truths, the proof and the claims combine into a verdict."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import sympy as sp
+
+from derive import (BINARY, Claim, Definition, Identity, Reference, SpecError, Variable, catalog,
+                    check)
+from derive import ops
+from derive.verdict import Report, report_from_json
+
+torch = pytest.importorskip("torch")
+
+
+def sigmoid_with(claim: Claim, **changes: object) -> Identity:
+    return dataclasses.replace(catalog.get("sigmoid_derivative"), name="sigmoid_variant",
+                               claims=(claim,), **changes)
+
+
+class _WrongBackwardSigmoid(torch.autograd.Function):
+    """The right sigmoid value with a backward that is off by 10%."""
+
+    @staticmethod
+    def forward(ctx, x):  # noqa: ANN001, ANN205
+        s = torch.sigmoid(x)
+        ctx.save_for_backward(s)
+        return s
+
+    @staticmethod
+    def backward(ctx, g):  # noqa: ANN001, ANN205
+        (s,) = ctx.saved_tensors
+        return 1.1 * g * s * (1 - s)
+
+
+def test_disagreeing_truth_sources_make_it_inconclusive_never_proved() -> None:
+    identity = dataclasses.replace(catalog.get("sigmoid_derivative"), name="sigmoid_bad_reference",
+                                   references=(Reference("wrong backward", _WrongBackwardSigmoid.apply),))
+    result = check(identity, samples=16)
+    assert result.verdict == "inconclusive"
+    assert "truth sources disagree" in result.reason
+    assert "autograd of wrong backward" in result.reason
+
+
+def test_a_definition_that_differs_from_its_library_reference_is_refuted() -> None:
+    identity = dataclasses.replace(catalog.get("bce_definition"), name="bce_natural_log_of_2",
+                                   references=(Reference("BCE in bits", lambda p, y: torch.nn.functional
+                                                         .binary_cross_entropy(p, y) / 0.6931471805599453),))
+    result = check(identity, samples=16)
+    assert result.verdict == "refuted"
+    assert result.counterexample["claim"] == "definition vs BCE in bits"
+
+
+def test_a_forward_that_is_never_finite_is_inconclusive() -> None:
+    identity = Identity("log_of_negative", (Variable("x"),),
+                        (Definition("f", lambda v: ops.log(-v.x**2 - 1)),),
+                        (Claim(lambda v: -2 * v.x / (-v.x**2 - 1), wrt="x"),))
+    result = check(identity, samples=8)
+    assert result.verdict == "inconclusive"
+    assert "not finite" in result.reason
+
+
+def test_a_symbolic_timeout_still_judges_numerically() -> None:
+    result = check(catalog.get("softmax_jacobian"), samples=16, timeout=0.001)
+    assert result.symbolic.status == "timeout"
+    assert result.verdict == "consistent"  # correct, but not proved within the time given
+    wrong = dataclasses.replace(catalog.get("softmax_jacobian"), name="softmax_plus",
+                                claims=(Claim(lambda v: ops.diag(v.p) + ops.outer(v.p, v.p), wrt="z"),))
+    assert check(wrong, samples=16, timeout=0.001).verdict == "refuted"
+
+
+def test_a_proof_contradicted_by_numerics_is_inconclusive(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from derive.proof import Proof
+
+    check_module = importlib.import_module("derive.check")
+
+    monkeypatch.setattr(check_module, "prove_claim", lambda *a, **k: Proof(True, ("bogus",)))
+    wrong = sigmoid_with(Claim(lambda v: v.s * (1 + v.s), wrt="x"))
+    result = check(wrong, samples=8)
+    assert result.verdict == "inconclusive"
+    assert "disagree" in result.reason
+
+
+def test_value_identity_with_two_forms_is_proved() -> None:
+    identity = Identity("tanh_from_sigmoid", (Variable("x"),),
+                        (Definition("t", lambda v: ops.tanh(v.x)),),
+                        (Claim(lambda v: 2 * ops.sigmoid(2 * v.x) - 1),))
+    result = check(identity, samples=16)
+    assert result.verdict == "proved", result.reason
+
+
+def test_an_unprovable_but_true_claim_is_consistent() -> None:
+    # d/dx atan(x) + atan(1/x) = 0 for x > 0; written as a claim SymPy's ladder cannot simplify
+    identity = Identity("erf_odd", (Variable("x"),), (Definition("f", lambda v: sp.erf(v.x) + sp.erf(-v.x)),),
+                        (Claim(lambda v: sp.Integer(0), wrt="x"),))
+    result = check(identity, samples=16)
+    assert result.verdict in ("proved", "consistent")
+
+
+def test_options_are_validated() -> None:
+    identity = catalog.get("square_sum_gradient")
+    with pytest.raises(SpecError, match="samples must be a positive integer, got 0"):
+        check(identity, samples=0)
+    with pytest.raises(SpecError, match="seed must be a non-negative integer"):
+        check(identity, seed=-1)
+    with pytest.raises(SpecError, match="unknown backend 'jax'"):
+        check(identity, backend="jax")
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Identity("x", (Variable("z", ("n",)),), (Definition("f", lambda v: ops.sum_(v.z)),),
+                      (Claim(lambda v: v.z, wrt="z"),)), "do not give n"),
+    (lambda: Identity("x", (Variable("z"),), (Definition("f", lambda v: v.z),),
+                      (Claim(lambda v: 1, wrt="w"),)), "wrt 'w' is not a variable"),
+    (lambda: Identity("x", (Variable("y", (), BINARY),), (Definition("f", lambda v: v.y),),
+                      (Claim(lambda v: 1, wrt="y"),)), "domain binary is discrete"),
+    (lambda: Identity("x", (Variable("z"),), (Definition("z", lambda v: v.z),),
+                      (Claim(lambda v: 1, wrt="z"),)), "used twice"),
+    (lambda: Identity("x y", (Variable("z"),), (Definition("f", lambda v: v.z),),
+                      (Claim(lambda v: 1, wrt="z"),)), "identity name 'x y' is not valid"),
+    (lambda: Identity("x", (Variable("z", ("n",)),), (Definition("f", lambda v: ops.sum_(v.z)),),
+                      (Claim(lambda v: 1, wrt="z"),), sizes=({"n": 0},)), "integers from 1 to 64"),
+])
+def test_malformed_identities_are_rejected_with_a_clear_message(make, message: str) -> None:  # noqa: ANN001
+    with pytest.raises(SpecError, match=message):
+        make()
+
+
+def test_claim_of_the_wrong_shape_is_a_spec_error() -> None:
+    identity = Identity("bad_shape", (Variable("z", ("n",)),), (Definition("f", lambda v: ops.sum_(v.z)),),
+                        (Claim(lambda v: ops.outer(v.z, v.z), wrt="z"),), sizes=({"n": 3},))
+    with pytest.raises(SpecError, match=r"has shape \(3, 3\) but must have shape \(3,\)"):
+        check(identity)
+
+
+def test_report_json_round_trips() -> None:
+    result = check(catalog.get("bce_gradient_logit"), samples=8)
+    report = Report(0, (result,))
+    text = report.to_json()
+    again = report_from_json(text)
+    assert again == report
+    assert json.loads(text)["results"][0]["verdict"] == "proved"
