@@ -8,7 +8,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from . import backends
+from . import backends, catalog
 from .bounded import run_bounded
 from .errors import SpecError
 from .numeric import TOLERANCES, NumericOutcome, run_numeric
@@ -64,6 +64,10 @@ def _check_size(identity: Identity, sizes: dict[str, int], index: int, *, names:
                       else f"derivation failed: {first.value}")
     numeric = run_numeric(identity, graph, derivation, backend_names=names, samples=samples,
                           rng=rng_for(seed, identity.name, index), seed=seed, device=device)
+    if numeric.counterexample:
+        in_catalog = catalog.CATALOG.get(identity.name) is identity
+        numeric.counterexample["rerun"] = (f"derive check {identity.name} --seed {seed}" if in_catalog
+                                           else f"derive.check(<{identity.name}>, seed={seed})")
     proofs: list[Proof] = []
     if derivation is not None:
         for msg in stream:
@@ -97,8 +101,11 @@ def _judge(symbolic: Symbolic, numeric: NumericOutcome) -> tuple[str, str]:
         if symbolic.status == "proved" and cx.get("kind") == "claim":
             return INCONCLUSIVE, ("the symbolic proof and the numeric check disagree; "
                                   "one of the truth sources is wrong")
-        return REFUTED, (f"{cx.get('claim')}: max|claim - truth| = {cx.get('abs_error', 0):.3g} "
-                         f"at entry {tuple(cx.get('entry', ()))} > tol {cx.get('tolerance', 0):.3g}")
+        where = ", ".join([cx.get("backend", "?"), "float64",
+                           *(f"{k}={n}" for k, n in cx.get("sizes", {}).items())])
+        return REFUTED, (f"{cx.get('claim')} [{where}]: max|claim - truth| = "
+                         f"{cx.get('abs_error', 0):.3g} at entry {tuple(cx.get('entry', ()))} "
+                         f"> tol {cx.get('tolerance', 0):.3g}; seed={cx.get('seed')}")
     if symbolic.status == "proved":
         return PROVED, ""
     return CONSISTENT, f"no proof ({symbolic.status}{': ' + symbolic.detail if symbolic.detail else ''})"

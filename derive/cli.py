@@ -118,7 +118,8 @@ def render_table(report: Report, out: TextIO) -> None:
     counts = {v: sum(r.verdict == v for r in report.results) for v in ("proved", "consistent",
                                                                          "inconclusive", "refuted")}
     summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
-    out.write(f"\n{len(report.results)} identities: {summary}; seed {report.seed}\n")
+    count = len(report.results)
+    out.write(f"\n{count} {'identity' if count == 1 else 'identities'}: {summary}; seed {report.seed}\n")
 
 
 def _details(r: Result) -> list[str]:

@@ -5,8 +5,9 @@ f(x, y) = (x^2 + y - 11)^2 + (x + y^2 - 7)^2: from (-4, 0) it reaches (-3.7793, 
 (seed 002 prints x = [-3.7793102264404297, -3.2831859588623047]); from (1, 0) it reaches (3, 2).
 Here the gradient fed to a hand-written Adam (numpy, float64, torch's defaults: betas
 (0.9, 0.999), eps 1e-8) is the catalog's `himmelblau_gradient` claim (wrt x and wrt y); the
-run is cross-checked against torch.optim.Adam with autograd, and the claim is shown to vanish
-at the four minima.
+run is cross-checked against torch.optim.Adam with autograd (float64), and the claim is shown
+to vanish at the four minima. With --float32 the torch loop is also run in the seeds' float32,
+which lands on the bits seed 002 prints.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from derive.catalog import get
 LR, STEPS, BETAS, EPS = 1e-3, 20000, (0.9, 0.999), 1e-8
 STARTS = np.array([[-4.0, 0.0], [1.0, 0.0]])
 EXPECTED = np.array([[-3.7793, -3.2832], [3.0, 2.0]])  # the seeds' end points, 4 decimals
+SEED_002_FLOAT32 = [-3.7793102264404297, -3.2831859588623047]  # shown with --float32
 MINIMA = np.array([[3.0, 2.0], [-2.805118, 3.131312], [-3.779310, -3.283186], [3.584428, -1.848126]])
 
 
@@ -41,9 +43,10 @@ def adam_numpy(grad: Callable[[np.ndarray], np.ndarray], start: np.ndarray) -> n
 def adam_torch(start: np.ndarray, dtype: torch.dtype) -> np.ndarray:
     """The seeds' loop: torch.optim.Adam with autograd (all starts at once; Adam is elementwise)."""
     p = torch.tensor(start, dtype=dtype, requires_grad=True)
-    optimizer = torch.optim.Adam([p], lr=LR)
+    optimizer = torch.optim.Adam([p], lr=LR, foreach=False)
     for _ in range(STEPS):
-        f = ((p[:, 0] ** 2 + p[:, 1] - 11) ** 2 + (p[:, 0] + p[:, 1] ** 2 - 7) ** 2).sum()
+        x, y = p.unbind(1)
+        f = ((x**2 + y - 11) ** 2 + (x + y**2 - 7) ** 2).sum()
         optimizer.zero_grad()
         f.backward()
         optimizer.step()
@@ -59,19 +62,20 @@ def main() -> int:
         return np.stack([claim_x(x=p[:, 0], y=p[:, 1]), claim_y(x=p[:, 0], y=p[:, 1])], axis=1)
 
     ends = adam_numpy(grad, STARTS)
-    ends_torch64 = adam_torch(STARTS, torch.float64)
-    ends_torch32 = adam_torch(STARTS, torch.float32)  # the seeds' dtype
+    ends_torch = adam_torch(STARTS, torch.float64)
     ok = True
-    for start, end, t64, t32, want in zip(STARTS, ends, ends_torch64, ends_torch32, EXPECTED):
+    for start, end, ref, want in zip(STARTS, ends, ends_torch, EXPECTED):
         value = float(f(x=end[0], y=end[1]))
         print(f"start ({start[0]:g}, {start[1]:g}): catalog-gradient Adam -> "
               f"({end[0]:.4f}, {end[1]:.4f}), f = {value:.2e}")
-        print(f"    torch.optim.Adam float64 -> ({t64[0]:.10f}, {t64[1]:.10f})")
-        print(f"    torch.optim.Adam float32 -> ({t32[0]:.10f}, {t32[1]:.10f})")
-        print(f"    numpy (catalog claim)    -> ({end[0]:.10f}, {end[1]:.10f})")
-        ok &= bool(np.all(np.round(end, 4) == want) and np.abs(end - t64).max() < 1e-9
-                   and np.abs(end - t32).max() < 1e-5)
+        print(f"    numpy Adam, catalog claim   -> ({end[0]:.10f}, {end[1]:.10f})")
+        print(f"    torch.optim.Adam + autograd -> ({ref[0]:.10f}, {ref[1]:.10f})")
+        ok &= bool(np.all(np.round(end, 4) == want) and np.abs(end - ref).max() < 1e-9)
 
+    if "--float32" in sys.argv:  # the seeds' dtype; adds a few seconds
+        end32 = adam_torch(STARTS, torch.float32)[0]
+        print(f"torch float32 from (-4, 0): {end32.tolist()}; equals seed 002's printed "
+              f"{SEED_002_FLOAT32}: {bool(np.all(end32 == np.float32(SEED_002_FLOAT32)))}")
     print("claimed gradient at the four minima:")
     g = grad(MINIMA)
     for (x, y), (gx, gy) in zip(MINIMA, g):
