@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 MEMORY_LIMIT_BYTES = 4 * 1024**3
+"""Address space a symbolic worker may add to what it inherits before it is stopped."""
 
 
 @dataclass(frozen=True)
@@ -28,15 +29,32 @@ class Message:
     seconds: float = 0.0
 
 
+def _mapped_bytes() -> int:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def _child(conn: Any, work: Callable[[], Iterator[Any]], memory: int) -> None:
     try:
         if memory:
-            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+            # on top of what the process already maps (torch alone maps hundreds of MB, CUDA GBs)
+            limit = _mapped_bytes() + memory
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         for item in work():
             conn.send(("item", item))
         conn.send(("done", None))
     except BaseException as exc:  # report, never hang the parent
-        conn.send(("error", f"{type(exc).__name__}: {exc}".strip()))
+        if isinstance(exc, MemoryError):
+            text = f"out of memory (more than {memory / 1024**3:g} GiB)"
+        else:
+            text = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+        conn.send(("error", text))
         if os.environ.get("DERIVE_DEBUG"):
             traceback.print_exc()
     finally:

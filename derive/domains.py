@@ -13,7 +13,7 @@ import numpy as np
 import sympy as sp
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Domain:
     """Base class; subclasses override what differs."""
 
@@ -44,7 +44,7 @@ class Domain:
         return self.name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Real(Domain):
     """Any real number; sampled from N(0, scale^2)."""
 
@@ -56,7 +56,7 @@ class Real(Domain):
         return rng.normal(0.0, self.scale, size=shape)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Positive(Domain):
     """Strictly positive; sampled log-normally (about 0.2 to 5)."""
 
@@ -68,7 +68,7 @@ class Positive(Domain):
         return np.exp(rng.normal(0.0, 0.75, size=shape))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class UnitInterval(Domain):
     """The open interval (0, 1), sampled away from both ends (probabilities, sigmoid outputs)."""
 
@@ -87,7 +87,7 @@ def _last_entry_eliminated(symbols: np.ndarray) -> dict[sp.Symbol, sp.Expr]:
     return {row[-1]: 1 - sp.Add(*row[:-1]) for row in rows}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Simplex(Domain):
     """Probability vectors along the last axis: positive entries summing to one."""
 
@@ -104,7 +104,7 @@ class Simplex(Domain):
         return _last_entry_eliminated(symbols)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class OneHot(Domain):
     """One-hot rows along the last axis (a target distribution that is a class)."""
 
@@ -125,7 +125,7 @@ class OneHot(Domain):
         return False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Binary(Domain):
     """A 0/1 target (as nn.BCELoss expects); the proof treats it as any real y."""
 
@@ -140,17 +140,18 @@ class Binary(Domain):
         return False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True)  # not kw_only: Label("k") names the class count
 class Label(Domain):
-    """A class index in 0..k-1, where `classes` names the size k.
+    """A class index in 0..k-1, where `classes` names the size k: Label("k").
 
     Formulas see it as its one-hot row (so `t` of shape (B,) is a (B, k) array of symbols);
     torch references receive the integer labels themselves, as F.cross_entropy expects.
     """
 
-    name: str = "label"
     classes: str = "k"
-    assumptions: dict[str, bool] = field(default_factory=lambda: {"nonnegative": True}, compare=False)
+    name: str = field(default="label", kw_only=True)
+    assumptions: dict[str, bool] = field(default_factory=lambda: {"nonnegative": True},
+                                         compare=False, kw_only=True)
 
     def formula_shape(self, shape: tuple[int, ...], sizes: dict[str, int]) -> tuple[int, ...]:
         return (*shape, sizes[self.classes])

@@ -1,9 +1,10 @@
-"""The formula vocabulary: elementwise and reduction operations on SymPy object arrays.
+"""The formula vocabulary: elementwise and reduction operations on arrays of SymPy expressions.
 
-Scalars are SymPy expressions, vectors and matrices are numpy arrays of dtype object, so
-`+ - * / **` broadcast like numpy and `@` is a matrix product. Every function here is
-defined from elementary SymPy functions (sigmoid is 1/(1+exp(-x)), softmax is exp/sum exp),
-so a derivative is derived, never looked up from a rule we wrote.
+An array is either a numpy array of dtype object (explicit sizes: `+ - * / **` broadcast like
+numpy, `@` is a matrix product) or a `derive.indexed.SymArray` (a symbolic size n, entries
+written with indices and Sums); every function here accepts both, and scalars are SymPy
+expressions. Everything is defined from elementary SymPy functions (sigmoid is 1/(1+exp(-x)),
+softmax is exp/sum exp), so a derivative is derived, never looked up from a rule we wrote.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from typing import Any, Callable
 import numpy as np
 import sympy as sp
 
+from . import indexed
+from .indexed import SymArray
+
 half = sp.Rational(1, 2)
 
 
@@ -21,9 +25,11 @@ def _unwrap(a: np.ndarray) -> Any:
 
 
 def elementwise(f: Callable[[sp.Expr], sp.Expr]) -> Callable[[Any], Any]:
-    """Lift a scalar SymPy function to object arrays (keeping scalars scalar)."""
+    """Lift a scalar SymPy function to arrays (keeping scalars scalar)."""
 
     def lifted(a: Any) -> Any:
+        if isinstance(a, SymArray):
+            return a.map(f)
         arr = np.asarray(a, dtype=object)
         out = np.empty(arr.shape, dtype=object)
         for idx, value in np.ndenumerate(arr):
@@ -48,39 +54,57 @@ step = elementwise(lambda x: sp.Piecewise((1, x > 0), (0, True)))
 """The derivative of relu away from 0: 1 where x > 0, else 0."""
 
 
+def size(a: Any, axis: int = 0) -> Any:
+    """The length of an axis: an int for explicit sizes, a SymPy symbol for symbolic ones."""
+    if isinstance(a, SymArray):
+        return a.shape[axis]
+    return np.asarray(a, dtype=object).shape[axis]
+
+
 def sum_(a: Any, axis: int | None = None, keepdims: bool = False) -> Any:
+    if isinstance(a, SymArray):
+        return indexed.reduce_sum(a, axis, keepdims)
     arr = np.asarray(a, dtype=object)
     out = np.sum(arr, axis=axis, keepdims=keepdims) if arr.size else sp.Integer(0)
     return _unwrap(np.asarray(out, dtype=object))
 
 
 def mean(a: Any, axis: int | None = None, keepdims: bool = False) -> Any:
+    if isinstance(a, SymArray):
+        count = sp.Mul(*a.shape) if axis is None else a.shape[axis]
+        return sum_(a, axis=axis, keepdims=keepdims) / count
     arr = np.asarray(a, dtype=object)
     count = arr.size if axis is None else arr.shape[axis]
     return sum_(arr, axis=axis, keepdims=keepdims) * sp.Rational(1, count)
 
 
 def dot(a: Any, b: Any) -> Any:
+    if isinstance(a, SymArray) or isinstance(b, SymArray):
+        return sum_(a * b, axis=-1)
     return sum_(np.asarray(a, dtype=object) * np.asarray(b, dtype=object), axis=-1)
 
 
 def softmax(a: Any, axis: int = -1) -> Any:
-    e = np.asarray(exp(a), dtype=object)
-    return e / np.asarray(sum_(e, axis=axis, keepdims=True), dtype=object)
+    e = exp(a)
+    return e / sum_(e, axis=axis, keepdims=True)
 
 
 def log_softmax(a: Any, axis: int = -1) -> Any:
     """z - log(sum(exp(z))): the form torch computes (without its max shift)."""
-    arr = np.asarray(a, dtype=object)
-    return arr - np.asarray(log(sum_(exp(arr), axis=axis, keepdims=True)), dtype=object)
+    if not isinstance(a, SymArray):
+        a = np.asarray(a, dtype=object)
+    return a - log(sum_(exp(a), axis=axis, keepdims=True))
 
 
 def logsumexp(a: Any, axis: int = -1) -> Any:
     return log(sum_(exp(a), axis=axis))
 
 
-def eye(n: int) -> np.ndarray:
-    """The Kronecker delta as an n x n object array."""
+def eye(n: Any) -> Any:
+    """The Kronecker delta: an n x n array (n an int or a SymPy size symbol)."""
+    if isinstance(n, sp.Basic) and not n.is_Integer:
+        return indexed.kronecker(n)
+    n = int(n)
     out = np.empty((n, n), dtype=object)
     for i in range(n):
         for j in range(n):
@@ -88,14 +112,21 @@ def eye(n: int) -> np.ndarray:
     return out
 
 
-def outer(a: Any, b: Any) -> np.ndarray:
+def outer(a: Any, b: Any) -> Any:
+    if isinstance(a, SymArray) and isinstance(b, SymArray):
+        return indexed.outer(a, b)
     return np.multiply.outer(np.asarray(a, dtype=object), np.asarray(b, dtype=object))
 
 
-def diag(a: Any) -> np.ndarray:
+def diag(a: Any) -> Any:
+    """The diagonal matrix with the vector `a` on its diagonal."""
+    if isinstance(a, SymArray):
+        return eye(a.shape[0]) * a[:, None]
     vec = np.asarray(a, dtype=object)
-    return eye(len(vec)) * vec
+    return eye(len(vec)) * vec[:, None]
 
 
-def shape(a: Any) -> tuple[int, ...]:
+def shape(a: Any) -> tuple[Any, ...]:
+    if isinstance(a, SymArray):
+        return a.shape
     return np.asarray(a, dtype=object).shape

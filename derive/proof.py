@@ -89,6 +89,8 @@ def _smooth_zero(e: sp.Expr, simplify_ok: bool) -> str | None:
     rewritten = e.rewrite(sp.exp)
     if rewritten != e and _rational_zero(_exp_to_symbols(sp.expand_log(rewritten, force=False))):
         return "rational normal form after rewriting in exp"
+    if _clearly_nonzero(e):  # no rung can succeed; simplify could run for minutes
+        return None
     if simplify_ok and sp.simplify(e) == 0:
         return "simplify"
     return None
@@ -107,7 +109,8 @@ def kink_args(e: sp.Expr) -> list[sp.Expr]:
             for _, cond in a.args:
                 if isinstance(cond, sp.core.relational.Relational):
                     args.append(cond.lhs - cond.rhs)
-    return list(dict.fromkeys(args))
+    # x and -x are the same kink: keep one sign of each
+    return list(dict.fromkeys(-a if a.could_extract_minus_sign() else a for a in args))
 
 
 def _under_signs(e: sp.Expr, args: list[sp.Expr], signs: tuple[int, ...]) -> sp.Expr | None:
@@ -204,7 +207,7 @@ def prove_claim(diff: np.ndarray, graph: Graph, *, simplify_ok: bool = True) -> 
     for idx, e in np.ndenumerate(diff):
         p = prove_zero(sp.sympify(e), graph, simplify_ok=simplify_ok)
         if not p.proved:
-            where = f"entry {idx}" if idx else "the value"
+            where = f"entry {idx}" if idx else "the scalar claim"
             return Proof(False, detail=p.detail or f"claim - derived at {where} not shown zero")
         methods += p.methods
         kinks += p.kinks

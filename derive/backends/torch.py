@@ -46,8 +46,10 @@ def _piecewise(pieces: list[tuple[Any, Any]]) -> Any:
         if isinstance(cond, bool):
             result = value if cond else result
             continue
-        result = torch.where(cond, _tensor(value, cond if not isinstance(result, torch.Tensor) else result),
-                             _tensor(result, value))
+        like = next((x for x in (value, result) if isinstance(x, torch.Tensor)), None)
+        dtype = like.dtype if like is not None else torch.float64
+        result = torch.where(cond, torch.as_tensor(value, dtype=dtype, device=cond.device),
+                             torch.as_tensor(result, dtype=dtype, device=cond.device))
     return result
 
 

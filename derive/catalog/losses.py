@@ -1,7 +1,7 @@
 """Losses: mean squared error, binary cross-entropy, cross-entropy (log_softmax + nll)."""
 
 from ..domains import BINARY, UNIT_INTERVAL, Label
-from ..ops import log, log_softmax, mean, sigmoid, softmax, sum_
+from ..ops import log, log_softmax, mean, sigmoid, size, softmax, sum_
 from ..spec import Claim, Definition, Identity, Reference, Variable
 from ._torch import F, torch
 
@@ -23,7 +23,7 @@ IDENTITIES = (
         variables=(Variable("y_hat", ("n",)), Variable("y", ("n",))),
         definitions=(Definition("L", lambda v: mean((v.y_hat - v.y) ** 2),
                                 r"\frac{1}{n}\sum_i (\hat y_i - y_i)^2"),),
-        claims=(Claim(lambda v: 2 * (v.y_hat - v.y) / len(v.y), wrt="y_hat",
+        claims=(Claim(lambda v: 2 * (v.y_hat - v.y) / size(v.y), wrt="y_hat",
                       text=r"\frac{2}{n}(\hat y - y)"),),
         sizes=({"n": 3}, {"n": 9}),
         references=(Reference("F.mse_loss", lambda y_hat, y: F().mse_loss(y_hat, y)),),
@@ -47,7 +47,7 @@ IDENTITIES = (
         "bce_gradient_probability",
         variables=(Variable("p", ("n",), UNIT_INTERVAL), Variable("y", ("n",), BINARY)),
         definitions=(Definition("L", lambda v: _bce(v.p, v.y), r"\operatorname{BCE}(p, y)"),),
-        claims=(Claim(lambda v: (v.p - v.y) / (v.p * (1 - v.p)) / len(v.p), wrt="p",
+        claims=(Claim(lambda v: (v.p - v.y) / (v.p * (1 - v.p)) / size(v.p), wrt="p",
                       text=r"\frac{1}{n}\frac{p - y}{p(1-p)}"),),
         sizes=({"n": 1}, {"n": 4}),
         references=(Reference("F.binary_cross_entropy", lambda p, y: F().binary_cross_entropy(p, y)),),
@@ -59,7 +59,7 @@ IDENTITIES = (
         variables=(Variable("z", ("n",)), Variable("y", ("n",), BINARY)),
         definitions=(Definition("p", lambda v: sigmoid(v.z), r"\sigma(z)"),
                      Definition("L", lambda v: _bce(v.p, v.y), r"\operatorname{BCE}(p, y)")),
-        claims=(Claim(lambda v: (v.p - v.y) / len(v.p), wrt="z", text=r"\frac{1}{n}(\sigma(z) - y)"),),
+        claims=(Claim(lambda v: (v.p - v.y) / size(v.p), wrt="z", text=r"\frac{1}{n}(\sigma(z) - y)"),),
         sizes=({"n": 1}, {"n": 4}),
         references=(Reference("F.binary_cross_entropy_with_logits",
                               lambda z, y: F().binary_cross_entropy_with_logits(z, y)),),
@@ -87,7 +87,7 @@ IDENTITIES = (
         variables=(Variable("z", ("B", "k")), Variable("t", ("B",), Label("k"))),
         definitions=(Definition("p", lambda v: softmax(v.z), r"\operatorname{softmax}(z)"),
                      Definition("L", _cross_entropy, r"\operatorname{CE}(z, t)")),
-        claims=(Claim(lambda v: (v.p - v.t) / v.t.shape[0], wrt="z",
+        claims=(Claim(lambda v: (v.p - v.t) / size(v.t), wrt="z",
                       text=r"\frac{1}{B}(\operatorname{softmax}(z) - \operatorname{onehot}(t))"),),
         sizes=BATCH,
         references=(Reference("F.cross_entropy", lambda z, t: F().cross_entropy(z, t)),),

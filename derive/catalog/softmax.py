@@ -1,6 +1,6 @@
 """Softmax and log-softmax Jacobians."""
 
-from ..ops import eye, log, outer, softmax
+from ..ops import diag, eye, log, outer, size, softmax
 from ..spec import Claim, Definition, Identity, Reference, Variable
 from ._torch import F, torch
 
@@ -11,7 +11,7 @@ IDENTITIES = (
         "softmax_jacobian",
         variables=(Variable("z", ("n",)),),
         definitions=(Definition("p", lambda v: softmax(v.z), r"p_i = e^{z_i} / \sum_j e^{z_j}"),),
-        claims=(Claim(lambda v: eye(len(v.p)) * v.p[:, None] - outer(v.p, v.p), wrt="z",
+        claims=(Claim(lambda v: diag(v.p) - outer(v.p, v.p), wrt="z",
                       text=r"p_i(\delta_{ij} - p_j)"),),
         sizes=SIZES,
         references=(Reference("torch.softmax", lambda z: torch().softmax(z, -1)),),
@@ -23,7 +23,7 @@ IDENTITIES = (
         variables=(Variable("z", ("n",)),),
         definitions=(Definition("p", lambda v: softmax(v.z), r"\operatorname{softmax}(z)"),
                      Definition("l", lambda v: log(v.p), r"\log p")),
-        claims=(Claim(lambda v: eye(len(v.p)) - v.p[None, :], wrt="z",
+        claims=(Claim(lambda v: eye(size(v.p)) - v.p[None, :], wrt="z",
                       text=r"\delta_{ij} - p_j"),),
         sizes=SIZES,
         references=(Reference("F.log_softmax", lambda z: F().log_softmax(z, -1)),),
