@@ -10,7 +10,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Sequence, TextIO
+from typing import Callable, Sequence, TextIO
 
 from . import __version__, catalog
 from .check import BACKEND_CHOICES, DEFAULT_SAMPLES, DEFAULT_TIMEOUT, check_all
@@ -31,24 +31,23 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _integer(low: int, high: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high], with a message that says so."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+
+    return parse
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 2**63 - 1, got {value}")
-    return value
+_positive_int = _integer(1, 100_000, "a positive integer (at most 100000)")
+_seed = _integer(0, 2**63 - 1, "an integer from 0 to 2**63 - 1")
 
 
 def _seconds(text: str) -> float:

@@ -58,8 +58,8 @@ def test_backend_choice_limits_the_numeric_columns() -> None:
 @pytest.mark.parametrize("argv, message", [
     (["check", "no_such_identity"], "unknown identity 'no_such_identity'"),
     (["check", "softmax_jacobain"], "did you mean softmax_jacobian"),
-    (["check", "sigmoid_derivative", "--samples", "-1"], "expected a positive integer, got -1"),
-    (["check", "sigmoid_derivative", "--samples", "many"], "expected a positive integer, got 'many'"),
+    (["check", "sigmoid_derivative", "--samples", "-1"], "expected a positive integer (at most 100000), got -1"),
+    (["check", "sigmoid_derivative", "--samples", "many"], "expected a positive integer (at most 100000), got 'many'"),
     (["check", "sigmoid_derivative", "--seed", "-3"], "expected an integer from 0"),
     (["check", "sigmoid_derivative", "--backend", "jax"], "invalid choice: 'jax'"),
     (["check"], "nothing to check"),
