@@ -8,6 +8,7 @@ numeric check, a symbolic size for a proof for all n. Indices run from 0 to n - 
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import operator
 from dataclasses import dataclass
@@ -200,3 +201,41 @@ def kronecker(n: sp.Expr) -> SymArray:
 
 def outer(a: SymArray, b: SymArray) -> SymArray:
     return SymArray((*a.shape, *b.shape), lambda *i: a.fn(*i[: a.ndim]) * b.fn(*i[a.ndim:]))
+
+
+def _key(x: sp.Basic, bound: tuple[sp.Symbol, ...]) -> str:
+    """A text key of x invariant under renaming bound indices (de Bruijn positions)."""
+    if x in bound:
+        return f"#{bound[::-1].index(x)}"
+    if isinstance(x, sp.Sum):
+        inner = bound + tuple(v for v, _, _ in x.limits)
+        limits = ";".join(f"{_key(lo, bound)}:{_key(hi, bound)}" for _, lo, hi in x.limits)
+        return f"Sum[{limits}]({_key(x.function, inner)})"
+    if not x.args:
+        return sp.srepr(x)
+    return f"{type(x).__name__}({','.join(_key(a, bound) for a in x.args)})"
+
+
+def canonical(e: sp.Expr) -> sp.Expr:
+    """Rename every summation index after the sum's own content, so that equal sums built by
+    separate calls (each with fresh indices) become structurally equal wherever they sit."""
+
+    def walk(x: sp.Basic, bound: tuple[sp.Symbol, ...]) -> sp.Basic:
+        if isinstance(x, sp.Sum):
+            limits = list(x.limits)
+            own = {v for v, _, _ in limits}
+            if len(limits) > 1 and not any((lo.free_symbols | hi.free_symbols) & own for _, lo, hi in limits):
+                # independent ranges: summation order does not matter, so fix one
+                limits.sort(key=lambda lim: (_key(lim[2], bound), _key(lim[1], bound)))
+                x = sp.Sum(x.function, *limits)
+            key = hashlib.sha1(_key(x, bound).encode()).hexdigest()[:6]
+            names = {var: sp.Symbol(f"s{key}{n if n else ''}", integer=True, nonnegative=True)
+                     for n, (var, _, _) in enumerate(x.limits)}
+            inner = bound + tuple(names.values())
+            body = walk(x.function.xreplace(names), inner)
+            return sp.Sum(body, *[(names[v], walk(lo, bound), walk(hi, bound)) for v, lo, hi in x.limits])
+        if not x.args:
+            return x
+        return x.func(*(walk(a, bound) for a in x.args))
+
+    return walk(sp.sympify(e), ())

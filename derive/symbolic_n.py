@@ -1,0 +1,447 @@
+"""Proofs for every size: the identity at symbolic sizes (n, B, k, ...), in index notation.
+
+Variables and named intermediates become IndexedBase objects (z[i], p[i], O_k[k]); each
+definition is an entry formula over its parents, built by the same `derive.ops` calls as at
+explicit sizes. The derivative is accumulated backwards over the graph with generic indices:
+the adjoint of a parent is Sum over the child's indices of (child adjoint) * (local
+derivative), and the Kronecker deltas that differentiation produces collapse those sums.
+The proof ladder then mirrors the explicit one, with sums made canonical, index ranges given
+to `refine`, and sums of a probability or one-hot row replaced by 1.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, Iterator
+
+import sympy as sp
+
+from .domains import Label, OneHot, Simplex
+from .errors import SpecError, UnsupportedError
+from .indexed import SymArray, canonical
+from .proof import _clearly_nonzero, _exp_to_symbols, _rational_zero
+from .spec import Identity
+from .steps import Step
+
+INDEX_LETTERS = "ijklmabcdefghpqruvw"
+
+
+@dataclass(frozen=True)
+class INode:
+    """A variable (formula None) or intermediate at symbolic sizes."""
+
+    name: str
+    shape: tuple[sp.Expr, ...]
+    symbol: Any  # IndexedBase for arrays, Symbol for scalars
+    formula: Any = None  # SymArray or Expr over the parents' symbols
+    parents: tuple[str, ...] = ()
+    index: tuple[sp.Symbol, ...] = ()  # this node's generic indices
+
+    def at(self, idx: tuple[Any, ...]) -> sp.Expr:
+        return self.symbol[idx] if self.shape else self.symbol
+
+    def entry(self, idx: tuple[Any, ...]) -> sp.Expr:
+        if isinstance(self.formula, SymArray):
+            return self.formula.entry(*idx)
+        return sp.sympify(self.formula)
+
+
+@dataclass(frozen=True)
+class IClaim:
+    index: int
+    wrt: str | None
+    formula: Any
+    indices: tuple[sp.Symbol, ...]
+
+
+@dataclass(frozen=True)
+class IndexedGraph:
+    """An identity at symbolic sizes."""
+
+    name: str
+    sizes: dict[str, sp.Symbol]
+    nodes: dict[str, INode]
+    target: str
+    claims: tuple[IClaim, ...]
+    rows_sum_to_one: tuple[tuple[Any, sp.Expr], ...] = ()
+    ranges: dict[sp.Symbol, sp.Expr] = field(default_factory=dict)
+
+    def assumptions(self) -> Any:
+        return sp.And(*[sp.Q.ge(i, 0) & sp.Q.le(i, n - 1) for i, n in self.ranges.items()])
+
+
+def size_names(identity: Identity) -> list[str]:
+    names = {a for v in identity.variables for a in v.shape if isinstance(a, str)}
+    names |= {v.domain.classes for v in identity.variables if isinstance(v.domain, Label)}
+    return sorted(names)
+
+
+def build_indexed(identity: Identity) -> IndexedGraph:
+    """Instantiate `identity` with every size a positive integer symbol."""
+    names = size_names(identity)
+    if not names:
+        raise UnsupportedError(f"{identity.name} has no sizes: there is no n to prove it for")
+    sizes = {n: sp.Symbol(n, integer=True, positive=True) for n in names}
+    taken = set(names) | {v.name for v in identity.variables} | {d.name for d in identity.definitions}
+    letters = iter(c for c in INDEX_LETTERS if c not in taken)
+    ranges: dict[sp.Symbol, sp.Expr] = {}
+
+    def fresh(shape: tuple[sp.Expr, ...]) -> tuple[sp.Symbol, ...]:
+        out = []
+        for n in shape:
+            try:
+                s = sp.Symbol(next(letters), integer=True, nonnegative=True)
+            except StopIteration:
+                raise UnsupportedError("too many indices for a symbolic-size proof") from None
+            ranges[s] = n
+            out.append(s)
+        return tuple(out)
+
+    def resolve(axis: str | int) -> sp.Expr:
+        return sizes[axis] if isinstance(axis, str) else sp.Integer(axis)
+
+    ns = SimpleNamespace()
+    nodes: dict[str, INode] = {}
+    rows: list[tuple[Any, sp.Expr]] = []
+    owner: dict[Any, str] = {}
+    for var in identity.variables:
+        shape = tuple(resolve(a) for a in var.shape)
+        if isinstance(var.domain, Label):
+            shape = (*shape, sizes[var.domain.classes])
+        sym = _symbol(var.name, shape, var.domain.assumptions)
+        nodes[var.name] = INode(var.name, shape, sym, index=fresh(shape) if var.domain.differentiable else ())
+        owner[sym] = var.name
+        if isinstance(var.domain, (Simplex, OneHot, Label)):
+            rows.append((sym, shape[-1]))
+        setattr(ns, var.name, _view(sym, shape))
+    for d in identity.definitions:
+        try:
+            formula = d.formula(ns)
+        except (SpecError, UnsupportedError):
+            raise
+        except Exception as exc:
+            raise UnsupportedError(f"{identity.name}: definition {d.name!r} cannot be written for "
+                                   f"symbolic sizes ({type(exc).__name__}: {exc})") from exc
+        shape = formula.shape if isinstance(formula, SymArray) else ()
+        sym = _symbol(d.name, shape, {"real": True})
+        probe = formula.entry(*[sp.Integer(0)] * len(shape)) if shape else sp.sympify(formula)
+        used = {owner[b] for b in _bases(probe) if b in owner}
+        parents = tuple(n for n in nodes if n in used)
+        nodes[d.name] = INode(d.name, shape, sym, formula, parents, fresh(shape))
+        owner[sym] = d.name
+        setattr(ns, d.name, _view(sym, shape))
+    target = nodes[identity.target]
+    claims = []
+    for c in identity.claims:
+        try:
+            formula = c.formula(ns)
+        except Exception as exc:
+            raise UnsupportedError(f"{identity.name}: claim {c.label} cannot be written for symbolic "
+                                   f"sizes ({type(exc).__name__}: {exc})") from exc
+        wrt_shape = nodes[c.wrt].shape if c.wrt else ()
+        claims.append(IClaim(len(claims), c.wrt, formula, target.index + (nodes[c.wrt].index if c.wrt else ())))
+        if isinstance(formula, SymArray) and len(formula.shape) != len(target.shape) + len(wrt_shape):
+            raise SpecError(f"{identity.name}: claim {c.label} has {len(formula.shape)} axes, "
+                            f"expected {len(target.shape) + len(wrt_shape)}")
+    return IndexedGraph(identity.name, sizes, nodes, identity.target, tuple(claims), tuple(rows), ranges)
+
+
+def _symbol(name: str, shape: tuple[sp.Expr, ...], assumptions: dict[str, bool]) -> Any:
+    if not shape:
+        return sp.Symbol(name, **assumptions)
+    return sp.IndexedBase(name, shape=shape, **assumptions)
+
+
+def _view(sym: Any, shape: tuple[sp.Expr, ...]) -> Any:
+    if not shape:
+        return sym
+    return SymArray(shape, lambda *i: sym[i])
+
+
+def _bases(e: sp.Expr) -> set[Any]:
+    out: set[Any] = set(e.atoms(sp.Symbol))
+    out |= {x.base for x in e.atoms(sp.Indexed)}
+    return out
+
+
+# --- derivation -----------------------------------------------------------------------------
+
+def _collapse(e: sp.Expr, graph: IndexedGraph) -> sp.Expr:
+    """Sum over s of KroneckerDelta(s, i) * f(s) -> f(i), for i a generic index of s's range.
+
+    This is all the summation differentiation needs; SymPy's general `doit` also searches for
+    closed forms of the sums that remain, which costs seconds and finds nothing here.
+    """
+
+    def hit(term: sp.Expr, var: sp.Symbol, lo: sp.Expr, hi: sp.Expr) -> sp.Expr | None:
+        return next((d for d in sp.Mul.make_args(term) if isinstance(d, sp.KroneckerDelta)
+                     and var in d.args and lo == 0 and graph.ranges.get(_other(d, var)) == hi + 1), None)
+
+    def over(body: sp.Expr, limits: list[tuple[sp.Symbol, sp.Expr, sp.Expr]]) -> sp.Expr:
+        if not limits:
+            return body
+        terms = sp.Add.make_args(sp.expand(body))
+        for n, (var, lo, hi) in enumerate(limits):
+            if any(hit(t, var, lo, hi) is not None for t in terms):
+                break
+        else:
+            return sp.Sum(body, *limits)
+        rest = limits[:n] + limits[n + 1:]
+        done, kept = [], []
+        for t in terms:
+            d = hit(t, var, lo, hi)
+            if d is None:
+                kept.append(t)
+            else:
+                done.append((t / d).xreplace({var: _other(d, var)}))
+        out = over(sp.Add(*done), rest)
+        if kept:
+            out += sp.Sum(over(sp.Add(*kept), rest), (var, lo, hi))
+        return out
+
+    return e.replace(lambda x: isinstance(x, sp.Sum), lambda x: over(x.function, list(x.limits)))
+
+
+def _other(delta: sp.KroneckerDelta, var: sp.Symbol) -> sp.Expr:
+    a, b = delta.args
+    return b if a == var else a
+
+
+def _tidy(e: sp.Expr, graph: IndexedGraph) -> sp.Expr:
+    e = canonical(_collapse(sp.sympify(e), graph))
+    if e.has(sp.Piecewise):
+        e = sp.refine(e, graph.assumptions())
+    return e
+
+
+def derive_indexed(graph: IndexedGraph) -> tuple[dict[int, sp.Expr], tuple[Step, ...]]:
+    """Derived entry of d target / d wrt at the claim's generic indices, and the steps."""
+    target = graph.nodes[graph.target]
+    steps = [Step("define", n.name, sp.Eq(n.at(n.index), canonical(n.entry(n.index)), evaluate=False))
+             for n in graph.nodes.values() if n.formula is not None]
+    wanted = {c.wrt for c in graph.claims if c.wrt}
+    depends: dict[str, set[str]] = {}
+    for n in graph.nodes.values():
+        depends[n.name] = {n.name} if n.formula is None else set().union(*(depends[p] for p in n.parents))
+    # the target's adjoint at its own (the claim's) indices is 1; deeper ones are summed over
+    adjoint: dict[str, sp.Expr] = {target.name: sp.Integer(1)}
+    order = [n for n in graph.nodes.values() if n.formula is not None]
+    order = order[: order.index(target) + 1]
+    for node in reversed(order):
+        if node.name not in adjoint:
+            continue
+        for pname in node.parents:
+            if not depends[pname] & wanted:
+                continue
+            parent = graph.nodes[pname]
+            local = sp.diff(node.entry(node.index), parent.at(parent.index))
+            steps.append(Step("local", node.name, _tidy(local, graph), parent=pname))
+            body = adjoint[node.name] * local
+            limits = [(i, 0, n - 1) for i, n in zip(node.index, node.shape) if i not in target.index]
+            contribution = _tidy(sp.Sum(body, *limits) if limits else body, graph)
+            adjoint[pname] = _tidy(adjoint.get(pname, 0) + contribution, graph)
+            if pname not in wanted:
+                steps.append(Step("adjoint", pname, adjoint[pname]))
+    derived = {}
+    for c in graph.claims:
+        if c.wrt is None:
+            derived[c.index] = target.at(target.index)
+            continue
+        derived[c.index] = adjoint.get(c.wrt, sp.Integer(0))
+        steps.append(Step("result", c.wrt, derived[c.index]))
+    return derived, tuple(steps)
+
+
+# --- proof ----------------------------------------------------------------------------------
+
+def _claim_entry(c: IClaim) -> sp.Expr:
+    if isinstance(c.formula, SymArray):
+        return c.formula.entry(*c.indices)
+    return sp.sympify(c.formula)
+
+
+def _split_sum(s: sp.Sum) -> sp.Expr:
+    """A sum made linear: one sum per term of the expanded body, with the factors that do not
+    depend on any summation index pulled out (a sum of 1 becomes the count)."""
+    own = [v for v, _, _ in s.limits]
+    out = []
+    for term in sp.Add.make_args(sp.expand(sp.expand_log(s.function, force=False))):
+        inner, outer = [], []
+        for f in sp.Mul.make_args(term):
+            (inner if f.has(*own) else outer).append(f)
+        if inner:
+            out.append(sp.Mul(*outer) * sp.Sum(sp.Mul(*inner), *s.limits))
+        else:
+            out.append(sp.Mul(*outer, *[hi - lo + 1 for _, lo, hi in s.limits]))
+    return sp.Add(*out)
+
+
+def _rows_to_one(e: sp.Expr, graph: IndexedGraph) -> sp.Expr:
+    """Sums made linear, and a sum over the last axis of a probability / one-hot row is 1."""
+    bases = {b: n for b, n in graph.rows_sum_to_one}
+
+    def fix(s: sp.Sum) -> sp.Expr:
+        if _splittable(s):
+            return _split_sum(s)
+        if len(s.limits) != 1:
+            return s
+        var, lo, hi = s.limits[0]
+        inner, outer = [], []
+        for f in sp.Mul.make_args(sp.cancel(s.function)):
+            (inner if f.has(var) else outer).append(f)
+        body = sp.Mul(*inner)
+        if (isinstance(body, sp.Indexed) and body.base in bases and body.indices[-1] == var
+                and lo == 0 and sp.simplify(hi - (bases[body.base] - 1)) == 0
+                and not any(i.has(var) for i in body.indices[:-1])):
+            return sp.Mul(*outer)
+        return sp.Mul(*outer) * sp.Sum(body, (var, lo, hi)) if outer else s
+
+    previous = None
+    for _ in range(20):
+        if previous == e:
+            break
+        previous = e
+        e = canonical(sp.expand(e.replace(lambda x: isinstance(x, sp.Sum), fix)))
+    return e
+
+
+def _splittable(s: sp.Sum) -> bool:
+    own = [v for v, _, _ in s.limits]
+    body = sp.expand(sp.expand_log(s.function, force=False))
+    return isinstance(body, sp.Add) or any(not f.has(*own) for f in sp.Mul.make_args(body))
+
+
+def _expand(e: sp.Expr, graph: IndexedGraph, only_elementwise: bool) -> sp.Expr:
+    """Write intermediates by their definitions (only the elementwise ones, if asked)."""
+    for node in reversed([n for n in graph.nodes.values() if n.formula is not None]):
+        if only_elementwise and not _elementwise(node, graph):
+            continue
+        if node.shape:
+            e = e.replace(lambda x, b=node.symbol: isinstance(x, sp.Indexed) and x.base == b,
+                          lambda x, n=node: n.entry(tuple(x.indices)))
+        else:
+            e = e.xreplace({node.symbol: node.entry(())})
+    return e
+
+
+def _elementwise(node: INode, graph: IndexedGraph) -> bool:
+    """An activation: its entry reads one entry of one parent, with no sum."""
+    probe = node.entry(node.index)
+    scalars = {s for s in probe.atoms(sp.Symbol) if s not in node.index}
+    scalars -= {b.label for b in (x.base for x in probe.atoms(sp.Indexed))}
+    scalars -= set(graph.sizes.values())
+    return not probe.has(sp.Sum) and len(probe.atoms(sp.Indexed)) + len(scalars) == 1
+
+
+def _deltas(e: sp.Expr, graph: IndexedGraph) -> list[tuple[sp.Symbol, sp.Symbol]]:
+    pairs = []
+    for d in e.atoms(sp.KroneckerDelta):
+        a, b = d.args
+        if a in graph.ranges and b in graph.ranges and graph.ranges[a] == graph.ranges[b]:
+            pairs.append(tuple(sorted((a, b), key=str)))
+    return sorted(set(pairs), key=str)
+
+
+def prove_indexed(e: sp.Expr, graph: IndexedGraph, simplify_ok: bool = True,
+                  depth: int = 0) -> tuple[bool, str]:
+    """(proved, method) for claim entry - derived entry == 0 at every size.
+
+    Kronecker deltas of two generic indices are split into the cases i == j and i != j.
+    """
+    e = _rows_to_one(_tidy(e, graph), graph)
+    if e == 0:
+        return True, "structural (indices, intermediates opaque)"
+    pairs = _deltas(e, graph)
+    if pairs and depth < 3:
+        a, b = pairs[0]
+        same = e.xreplace({b: a})
+        other = e.xreplace({sp.KroneckerDelta(a, b): 0, sp.KroneckerDelta(b, a): 0})
+        ok_same, m1 = prove_indexed(same, graph, simplify_ok, depth + 1)
+        if not ok_same:
+            return False, ""
+        ok_other, m2 = prove_indexed(other, graph, simplify_ok, depth + 1)
+        if not ok_other:
+            return False, ""
+        return True, f"cases {a} = {b} and {a} != {b}: " + " / ".join(dict.fromkeys((m1, m2)))
+    return _ladder(e, graph, simplify_ok)
+
+
+def _zero(form: sp.Expr) -> bool:
+    return form == 0 or _rational_zero(_exp_to_symbols(sp.expand_log(form, force=False)))
+
+
+def _merged_sums(e: sp.Expr, graph: IndexedGraph) -> list[sp.Expr] | None:
+    """e as remainder + Sum(body_r, over range r) for each range: the expressions that are 0
+    if every summand is 0 pointwise (sufficient, not necessary). None if e has another shape."""
+    remainder: list[sp.Expr] = []
+    bodies: dict[sp.Expr, list[sp.Expr]] = {}
+    for term in sp.Add.make_args(sp.expand(e)):
+        sums = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.Sum)]
+        if not sums:
+            remainder.append(term)
+            continue
+        if len(sums) != 1 or len(sums[0].limits) != 1:
+            return None
+        (var, lo, hi), = sums[0].limits
+        coeff = term / sums[0]
+        if coeff.has(var) or lo != 0:
+            return None
+        index = sp.Symbol(f"r_{hi}", integer=True, nonnegative=True)  # one per range 0..hi
+        graph.ranges[index] = hi + 1
+        bodies.setdefault(hi, []).append(coeff * sums[0].function.xreplace({var: index}))
+    return [sp.Add(*remainder), *(sp.Add(*parts) for parts in bodies.values())]
+
+
+def _ladder(e: sp.Expr, graph: IndexedGraph, simplify_ok: bool) -> tuple[bool, str]:
+    attempts = [("intermediates opaque", e),
+                ("activations expanded", _expand(e, graph, only_elementwise=True)),
+                ("definitions expanded", _expand(e, graph, only_elementwise=False))]
+    form = e
+    for label, form in attempts:
+        form = _rows_to_one(_tidy(form, graph), graph)
+        if form == 0:
+            return True, f"structural ({label})"
+        if _zero(form):
+            return True, f"rational normal form ({label})"
+        parts = _merged_sums(form, graph) if form.has(sp.Sum) else None
+        if parts and all(_zero(_rows_to_one(_tidy(p, graph), graph)) for p in parts):
+            return True, f"summands zero pointwise ({label})"
+    if simplify_ok and not _clearly_nonzero(form):
+        if sp.simplify(form) == 0:
+            return True, "simplify (definitions expanded)"
+    return False, ""
+
+
+@dataclass(frozen=True)
+class ForAllN:
+    """Outcome of the proof for symbolic sizes."""
+
+    status: str  # "proved", "not proved", "timeout", "error", "not applicable", "skipped"
+    seconds: float
+    methods: tuple[str, ...] = ()
+    detail: str = ""
+    steps: tuple[Step, ...] = ()
+
+
+def work(identity: Identity) -> Iterator[ForAllN]:
+    """The bounded worker's job: build, derive and prove at symbolic sizes."""
+    start = time.perf_counter()
+    try:
+        graph = build_indexed(identity)
+    except UnsupportedError as exc:
+        yield ForAllN("not applicable", time.perf_counter() - start, detail=str(exc))
+        return
+    derived, steps = derive_indexed(graph)
+    methods = []
+    for c in graph.claims:
+        proved, method = prove_indexed(_claim_entry(c) - derived[c.index], graph)
+        if not proved:
+            label = f"d/d{c.wrt}" if c.wrt else "value"
+            yield ForAllN("not proved", time.perf_counter() - start,
+                          detail=f"{label}: claim - derived not shown zero for symbolic "
+                                 f"{', '.join(graph.sizes)}", steps=steps)
+            return
+        methods.append(method)
+    yield ForAllN("proved", time.perf_counter() - start, tuple(dict.fromkeys(methods)), steps=steps)
