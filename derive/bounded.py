@@ -61,35 +61,50 @@ def _child(conn: Any, work: Callable[[], Iterator[Any]], memory: int) -> None:
         conn.close()
 
 
+class Bounded:
+    """A worker process started now; iterate it for its messages, `stop()` it any time."""
+
+    def __init__(self, work: Callable[[], Iterator[Any]], *, timeout: float,
+                 memory: int = MEMORY_LIMIT_BYTES) -> None:
+        ctx = mp.get_context("fork")
+        self._conn, child = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_child, args=(child, work, memory), daemon=True)
+        self._timeout = timeout
+        self._start = time.perf_counter()
+        self._proc.start()
+        child.close()
+
+    def __iter__(self) -> Iterator[Message]:
+        try:
+            while True:
+                left = self._timeout - (time.perf_counter() - self._start)
+                if left <= 0 or not self._conn.poll(left):
+                    yield Message("timeout", seconds=time.perf_counter() - self._start)
+                    return
+                try:
+                    kind, value = self._conn.recv()
+                except EOFError:
+                    self._proc.join(1.0)
+                    yield Message("error", f"worker died (exit code {self._proc.exitcode})",
+                                  time.perf_counter() - self._start)
+                    return
+                if kind == "done":
+                    return
+                yield Message(kind, value, time.perf_counter() - self._start)
+                if kind == "error":
+                    return
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Kill the worker if it still runs, and release its pipe."""
+        if self._proc.is_alive():
+            self._proc.kill()
+        self._proc.join()
+        self._conn.close()
+
+
 def run_bounded(work: Callable[[], Iterator[Any]], *, timeout: float,
                 memory: int = MEMORY_LIMIT_BYTES) -> Iterator[Message]:
     """Yield what `work()` yields, stopping it for good after `timeout` seconds in all."""
-    ctx = mp.get_context("fork")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, work, memory), daemon=True)
-    start = time.perf_counter()
-    proc.start()
-    child.close()
-    try:
-        while True:
-            left = timeout - (time.perf_counter() - start)
-            if left <= 0 or not parent.poll(left):
-                yield Message("timeout", seconds=time.perf_counter() - start)
-                return
-            try:
-                kind, value = parent.recv()
-            except EOFError:
-                proc.join(1.0)
-                yield Message("error", f"worker died (exit code {proc.exitcode})",
-                              time.perf_counter() - start)
-                return
-            if kind == "done":
-                return
-            yield Message(kind, value, time.perf_counter() - start)
-            if kind == "error":
-                return
-    finally:
-        if proc.is_alive():
-            proc.kill()
-        proc.join()
-        parent.close()
+    yield from Bounded(work, timeout=timeout, memory=memory)

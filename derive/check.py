@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 import zlib
+from functools import partial
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from . import backends, catalog
-from .bounded import run_bounded
+from . import backends, catalog, symbolic_n
+from .bounded import Bounded, run_bounded
 from .errors import SpecError
 from .numeric import TOLERANCES, NumericOutcome, run_numeric
 from .proof import Proof, prove_claim
@@ -135,9 +136,17 @@ def check(identity: Identity, *, backend: str | Iterable[str] = "all", samples: 
         raise SpecError(f"timeout must be a positive number of seconds, got {timeout!r}")
     names = _backends(backend)
     start = time.perf_counter()
-    per_size = tuple(_check_size(identity, dict(s), i, names=names, samples=samples, seed=seed,
-                                 timeout=timeout, device=device)
-                     for i, s in enumerate(identity.sizes))
+    # the proof for every size runs in its own worker, alongside the explicit sizes
+    for_all_n = (Bounded(partial(symbolic_n.work, identity), timeout=timeout)
+                 if symbolic_n.size_names(identity) else None)
+    try:
+        per_size = tuple(_check_size(identity, dict(s), i, names=names, samples=samples, seed=seed,
+                                     timeout=timeout, device=device)
+                         for i, s in enumerate(identity.sizes))
+    except BaseException:
+        if for_all_n is not None:
+            for_all_n.stop()
+        raise
     verdict = worst([r.verdict for r in per_size])
     decisive = next((r for r in per_size if r.verdict == verdict), per_size[0])
     statuses = {r.symbolic.status for r in per_size}
@@ -153,9 +162,28 @@ def check(identity: Identity, *, backend: str | Iterable[str] = "all", samples: 
             numeric[n.backend] = n if p is None else Numeric(
                 n.backend, n.dtype, p.samples + n.samples, max(p.max_abs_error, n.max_abs_error),
                 max(p.max_rel_error, n.max_rel_error), n.rtol)
+    every_n = _collect_for_all_n(for_all_n, proved_here=status == "proved", timeout=timeout)
     return Result(identity.name, verdict, symbolic, tuple(numeric.values()),
                   round(time.perf_counter() - start, 4), per_size, decisive.reason,
-                  decisive.counterexample, identity.family)
+                  decisive.counterexample, identity.family, every_n)
+
+
+def _collect_for_all_n(worker: Bounded | None, *, proved_here: bool, timeout: float) -> Symbolic:
+    """The outcome of the proof for symbolic sizes (skipped when the explicit sizes failed:
+    a proof for every n would prove them too)."""
+    if worker is None:
+        return Symbolic("not applicable", 0.0, detail="no sizes: nothing to prove for every n")
+    if not proved_here:
+        worker.stop()
+        return Symbolic("skipped", 0.0, detail="not proved at the explicit sizes")
+    for msg in worker:
+        if msg.kind == "item":
+            out: symbolic_n.ForAllN = msg.value
+            return Symbolic(out.status, round(out.seconds, 4), out.methods, (), out.detail)
+        if msg.kind == "timeout":
+            return Symbolic("timeout", round(msg.seconds, 4), detail=f"not finished within {timeout:g} s")
+        return Symbolic("error", round(msg.seconds, 4), detail=str(msg.value))
+    return Symbolic("error", 0.0, detail="the worker produced nothing")
 
 
 def check_all(identities: Iterable[Identity], *, progress: Callable[[int, int, str, Result | None], None]

@@ -99,10 +99,11 @@ def _fmt_err(result: Result, backend: str) -> str:
 
 def render_table(report: Report, out: TextIO) -> None:
     """The terminal table, then the details a reader needs for anything not proved."""
-    rows = [("identity", "verdict", "symbolic", "numpy rel err", "torch rel err", "time")]
+    rows = [("identity", "verdict", "symbolic", "all n", "numpy rel err", "torch rel err", "time")]
     for r in report.results:
-        rows.append((r.name, r.verdict, r.symbolic.status, _fmt_err(r, "numpy"), _fmt_err(r, "torch"),
-                     f"{r.seconds:.2f}s"))
+        all_n = {"not applicable": "-"}.get(r.symbolic_n.status, r.symbolic_n.status)
+        rows.append((r.name, r.verdict, r.symbolic.status, all_n, _fmt_err(r, "numpy"),
+                     _fmt_err(r, "torch"), f"{r.seconds:.2f}s"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for i, row in enumerate(rows):
         out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")
@@ -119,6 +120,12 @@ def render_table(report: Report, out: TextIO) -> None:
     summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
     count = len(report.results)
     out.write(f"\n{count} {'identity' if count == 1 else 'identities'}: {summary}; seed {report.seed}\n")
+    proved = [r for r in report.results if r.verdict == "proved"]
+    if proved:
+        every = sum(r.symbolic_n.status == "proved" for r in proved)
+        fixed = sum(r.symbolic_n.status == "not applicable" for r in proved)
+        out.write(f"proofs: {every} for every size n, {fixed} with no size to vary, "
+                  f"{len(proved) - every - fixed} only for the sizes tried\n")
 
 
 def _details(r: Result) -> list[str]:

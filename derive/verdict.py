@@ -68,6 +68,8 @@ class Result:
     reason: str = ""
     counterexample: dict[str, Any] | None = None
     family: str = ""
+    symbolic_n: Symbolic = Symbolic("not applicable", 0.0)
+    """The proof with every size a symbol: does the identity hold for all n, or only the sizes tried?"""
 
     @property
     def ok(self) -> bool:
@@ -132,5 +134,6 @@ def report_from_json(text: str) -> Report:
                       for s in r.get("sizes", ()))
         results.append(Result(r["name"], r["verdict"], _symbolic(r["symbolic"]), _numeric(r["numeric"]),
                               r["seconds"], sizes, r.get("reason", ""), r.get("counterexample"),
-                              r.get("family", "")))
+                              r.get("family", ""),
+                              _symbolic(r.get("symbolic_n", {"status": "not applicable", "seconds": 0.0}))))
     return Report(data["seed"], tuple(results))

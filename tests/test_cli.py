@@ -46,7 +46,8 @@ def test_table_output_has_a_row_per_identity_and_a_summary() -> None:
     assert lines[0].split()[:3] == ["identity", "verdict", "symbolic"]
     assert any(line.startswith("sigmoid_derivative") and " proved " in line for line in lines)
     assert "kink" in out  # relu is proved away from x = 0, and the table says so
-    assert lines[-1] == "2 identities: 2 proved; seed 0"
+    assert lines[-2] == "2 identities: 2 proved; seed 0"
+    assert lines[-1] == "proofs: 0 for every size n, 2 with no size to vary, 0 only for the sizes tried"
 
 
 def test_backend_choice_limits_the_numeric_columns() -> None:
