@@ -10,10 +10,11 @@ from typing import Any
 class Step:
     """One recorded step.
 
-    kind: "define" (an intermediate's definition), "local" (the local Jacobian of a node with
-    respect to one parent: the rule the chain rule multiplies by), "adjoint" (the accumulated
-    derivative of the target with respect to a node: the textbook delta), "result" (the
-    derivative with respect to a variable) or "proof" (how claim - derived reached 0).
+    kind: "define" (an intermediate's definition), "local" (the derivative of a node with
+    respect to one parent, with the rule that produced it in `note`), "delta" (the adjoint
+    d target / d node of a pre-activation, named delta, its symbol in `note`), "adjoint" (an
+    accumulated derivative at explicit sizes), "result" (the derivative with respect to a
+    variable) or "proof" (how claim - derived reached 0).
     """
 
     kind: str
@@ -21,3 +22,4 @@ class Step:
     expr: Any
     parent: str = ""
     note: str = ""
+    raw: Any = None  # the expression before it was rewritten in the intermediates, if it was

@@ -12,7 +12,7 @@ to `refine`, and sums of a probability or one-hot row replaced by 1.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any, Iterator
 
@@ -85,19 +85,27 @@ def build_indexed(identity: Identity) -> IndexedGraph:
         raise UnsupportedError(f"{identity.name} has no sizes: there is no n to prove it for")
     sizes = {n: sp.Symbol(n, integer=True, positive=True) for n in names}
     taken = set(names) | {v.name for v in identity.variables} | {d.name for d in identity.definitions}
-    letters = iter(c for c in INDEX_LETTERS if c not in taken)
     ranges: dict[sp.Symbol, sp.Expr] = {}
 
-    def fresh(shape: tuple[sp.Expr, ...]) -> tuple[sp.Symbol, ...]:
-        out = []
-        for n in shape:
+    def index(letter: str) -> sp.Symbol:
+        return sp.Symbol(letter, integer=True, nonnegative=True)
+
+    def fresh(shape: tuple[sp.Expr, ...], name: str = "", avoid: tuple[sp.Symbol, ...] = ()) -> tuple[sp.Symbol, ...]:
+        """Indices for a node: the textbook's letters when its name carries them (O_k -> k,
+        W_jk -> j, k), otherwise unused letters."""
+        suffix = name.split("_", 1)[1] if "_" in name else ""
+        if (len(suffix) == len(shape) and suffix.isalpha() and len(set(suffix)) == len(suffix)
+                and not set(suffix) & taken and not {index(c) for c in suffix} & set(avoid)
+                and all(ranges.get(index(c), n) == n for c, n in zip(suffix, shape))):
+            out = tuple(index(c) for c in suffix)
+        else:
+            pool = (c for c in INDEX_LETTERS if c not in taken and index(c) not in ranges)
             try:
-                s = sp.Symbol(next(letters), integer=True, nonnegative=True)
+                out = tuple(index(next(pool)) for _ in shape)
             except StopIteration:
                 raise UnsupportedError("too many indices for a symbolic-size proof") from None
-            ranges[s] = n
-            out.append(s)
-        return tuple(out)
+        ranges.update(zip(out, shape))
+        return out
 
     def resolve(axis: str | int) -> sp.Expr:
         return sizes[axis] if isinstance(axis, str) else sp.Integer(axis)
@@ -111,7 +119,8 @@ def build_indexed(identity: Identity) -> IndexedGraph:
         if isinstance(var.domain, Label):
             shape = (*shape, sizes[var.domain.classes])
         sym = _symbol(var.name, shape, var.domain.assumptions)
-        nodes[var.name] = INode(var.name, shape, sym, index=fresh(shape) if var.domain.differentiable else ())
+        nodes[var.name] = INode(var.name, shape, sym,
+                                index=fresh(shape, var.name) if var.domain.differentiable else ())
         owner[sym] = var.name
         if isinstance(var.domain, (Simplex, OneHot, Label)):
             rows.append((sym, shape[-1]))
@@ -129,10 +138,17 @@ def build_indexed(identity: Identity) -> IndexedGraph:
         probe = formula.entry(*[sp.Integer(0)] * len(shape)) if shape else sp.sympify(formula)
         used = {owner[b] for b in _bases(probe) if b in owner}
         parents = tuple(n for n in nodes if n in used)
-        nodes[d.name] = INode(d.name, shape, sym, formula, parents, fresh(shape))
+        nodes[d.name] = INode(d.name, shape, sym, formula, parents, fresh(shape, d.name))
         owner[sym] = d.name
         setattr(ns, d.name, _view(sym, shape))
     target = nodes[identity.target]
+    if any(set(n.index) & set(target.index) for n in nodes.values() if n is not target):
+        # the claim's target indices stay free in every derivative: no other node may use them
+        target = nodes[identity.target] = replace(target, index=fresh(target.shape, avoid=tuple(ranges)))
+    for c in identity.claims:  # a Jacobian needs distinct indices for the target and the variable
+        wrt = nodes.get(c.wrt) if c.wrt else None
+        if wrt is not None and set(wrt.index) & set(target.index):
+            nodes[c.wrt] = replace(wrt, index=fresh(wrt.shape, avoid=target.index))
     claims = []
     for c in identity.claims:
         try:
@@ -216,42 +232,157 @@ def _tidy(e: sp.Expr, graph: IndexedGraph) -> sp.Expr:
     return e
 
 
-def derive_indexed(graph: IndexedGraph) -> tuple[dict[int, sp.Expr], tuple[Step, ...]]:
-    """Derived entry of d target / d wrt at the claim's generic indices, and the steps."""
+@dataclass(frozen=True)
+class IndexedDerivation:
+    """The derivative per claim (expanded, for the proof) and the steps a person would write."""
+
+    derived: dict[int, sp.Expr]
+    shown: dict[int, sp.Expr]  # the same in named deltas, for display
+    steps: tuple[Step, ...]
+    deltas: dict[str, Any]  # node name -> its delta symbol (entry at the node's index)
+
+
+def _feeds_activation(graph: IndexedGraph) -> set[str]:
+    """Pre-activations: intermediates that are not themselves elementwise but feed one that
+    is (x_k in O_k = sigma(x_k)). Their adjoints are the textbook deltas."""
+    out = set()
+    for node in graph.nodes.values():
+        if node.formula is not None and _elementwise(node, graph):
+            for p in node.parents:
+                parent = graph.nodes[p]
+                if parent.formula is not None and not _elementwise(parent, graph):
+                    out.add(p)
+    return out
+
+
+def derive_indexed(graph: IndexedGraph) -> IndexedDerivation:
+    """Reverse accumulation with generic indices: the adjoint of a parent is the sum over the
+    child's indices of child adjoint * local derivative. Pre-activation adjoints get named
+    deltas, so the result reads as the textbook writes it (O_i delta_j)."""
     target = graph.nodes[graph.target]
-    steps = [Step("define", n.name, sp.Eq(n.at(n.index), canonical(n.entry(n.index)), evaluate=False))
+    steps = [Step("define", n.name, canonical(n.entry(n.index)))
              for n in graph.nodes.values() if n.formula is not None]
     wanted = {c.wrt for c in graph.claims if c.wrt}
     depends: dict[str, set[str]] = {}
     for n in graph.nodes.values():
         depends[n.name] = {n.name} if n.formula is None else set().union(*(depends[p] for p in n.parents))
+    # deltas are adjoints of a scalar loss; for a vector target the symbol would clash with
+    # the Kronecker delta
+    named = _feeds_activation(graph) - {target.name} if not target.shape else set()
+    deltas = {name: _delta_symbol(graph.nodes[name], len(named)) for name in named}
     # the target's adjoint at its own (the claim's) indices is 1; deeper ones are summed over
     adjoint: dict[str, sp.Expr] = {target.name: sp.Integer(1)}
+    shown: dict[str, sp.Expr] = {target.name: sp.Integer(1)}
     order = [n for n in graph.nodes.values() if n.formula is not None]
     order = order[: order.index(target) + 1]
     for node in reversed(order):
         if node.name not in adjoint:
             continue
+        if node.name in named:
+            steps.append(Step("delta", node.name, pretty(shown[node.name]), note=str(deltas[node.name])))
         for pname in node.parents:
             if not depends[pname] & wanted:
                 continue
             parent = graph.nodes[pname]
-            local = sp.diff(node.entry(node.index), parent.at(parent.index))
-            steps.append(Step("local", node.name, _tidy(local, graph), parent=pname))
-            body = adjoint[node.name] * local
-            limits = [(i, 0, n - 1) for i, n in zip(node.index, node.shape) if i not in target.index]
-            contribution = _tidy(sp.Sum(body, *limits) if limits else body, graph)
-            adjoint[pname] = _tidy(adjoint.get(pname, 0) + contribution, graph)
-            if pname not in wanted:
-                steps.append(Step("adjoint", pname, adjoint[pname]))
-    derived = {}
+            # as written: at each node's own indices (x_k and O_k share k, as in the textbook)
+            local = _tidy(sp.diff(node.entry(node.index), parent.at(parent.index)), graph)
+            folded = fold(local, node, graph)
+            steps.append(Step("local", node.name, folded, parent=pname, note=rule_of(node, graph),
+                              raw=local if folded != local else None))
+            # as accumulated: the child's indices are summed over, so they must be its own
+            fresh = {} if node is target else {q: sp.Dummy(q.name, integer=True, nonnegative=True)
+                                               for q in node.index}
+            idx = tuple(fresh.get(q, q) for q in node.index)
+            local = _tidy(sp.diff(node.entry(idx), parent.at(parent.index)), graph)
+            mine = deltas[node.name] if node.name in named else shown[node.name]
+            for store, factor, d in ((adjoint, adjoint[node.name], local),
+                                     (shown, mine, fold(local, node, graph))):
+                body = factor.xreplace(fresh) * d
+                if fresh:
+                    body = sp.Sum(body, *[(fresh[q], 0, n - 1) for q, n in zip(node.index, node.shape)])
+                store[pname] = _tidy(store.get(pname, 0) + body, graph)
+    derived, display = {}, {}
     for c in graph.claims:
         if c.wrt is None:
-            derived[c.index] = target.at(target.index)
+            derived[c.index] = display[c.index] = target.at(target.index)
             continue
         derived[c.index] = adjoint.get(c.wrt, sp.Integer(0))
-        steps.append(Step("result", c.wrt, derived[c.index]))
-    return derived, tuple(steps)
+        display[c.index] = fold(shown.get(c.wrt, sp.Integer(0)), None, graph)
+        steps.append(Step("result", c.wrt, display[c.index]))
+    return IndexedDerivation(derived, display, tuple(steps), deltas)
+
+
+def _delta_symbol(node: INode, count: int) -> sp.Expr:
+    name = "delta" if count == 1 or "_" in node.name else f"delta^{{({node.name})}}"
+    if not node.shape:
+        return sp.Symbol(f"delta_{node.name}", real=True)
+    return sp.IndexedBase(name, real=True)[node.index]
+
+
+def fold(e: sp.Expr, node: INode | None, graph: IndexedGraph) -> sp.Expr:
+    """Write a local derivative in the intermediates it came from, for display:
+    exp(-x)/(1 + exp(-x))**2 becomes O (1 - O) when O = sigma(x); exp(z_i) / sum becomes p_i."""
+    for other in graph.nodes.values():
+        if other.formula is None or (node is not None and other is not node and node.formula is not None
+                                     and other.name not in node.parents and other is not node):
+            continue
+        entry = other.entry(other.index)
+        if not other.index:
+            continue
+        if _elementwise(other, graph):
+            (arg,) = entry.atoms(sp.Indexed) or (None,)
+            if arg is None:
+                continue
+            for atom in (sp.exp(-arg), sp.exp(arg), sp.tanh(arg)):
+                if not e.has(atom.func) or not entry.has(atom):
+                    continue
+                sol = sp.solve(sp.Eq(other.at(other.index), entry), atom, dict=True)
+                if len(sol) == 1:
+                    e = _at_any_index(e, atom, sol[0][atom], other)
+        else:
+            num, den = sp.fraction(sp.together(entry))
+            if den.has(*other.index) or not num.has(*other.index) or den == 1:
+                continue
+            hold = sp.Dummy("den")  # keep the denominator's own terms out of the rewrite
+            e = _at_any_index(e.xreplace({canonical(den): hold}), num, other.at(other.index) * hold, other)
+            e = sp.cancel(e).xreplace({hold: den})
+    return pretty(e)
+
+
+def pretty(e: sp.Expr) -> sp.Expr:
+    """A display form: factored where that is cheap, common factors pulled out of sums."""
+    if e.has(sp.Sum):
+        return sp.factor_terms(e)
+    return sp.factor(sp.cancel(e))
+
+
+def _at_any_index(e: sp.Expr, pattern: sp.Expr, value: sp.Expr, node: INode) -> sp.Expr:
+    """Replace `pattern` (written at node's own index) at whatever index it appears."""
+    wilds = {q: sp.Wild(f"w_{q.name}") for q in node.index}
+    pat = pattern.xreplace(wilds)
+    return e.replace(pat, value.xreplace(wilds), exact=False) if wilds else e.xreplace({pattern: value})
+
+
+def rule_of(node: INode, graph: IndexedGraph) -> str:
+    """The differentiation rule a person would name for this node's definition."""
+    e = node.entry(node.index)
+    num, den = sp.fraction(sp.together(e))
+    if _elementwise(node, graph):
+        (arg,) = e.atoms(sp.Indexed) or e.free_symbols or (None,)
+        if arg is not None and e == 1 / (1 + sp.exp(-arg)):
+            return "sigmoid: sigma' = sigma (1 - sigma)"
+        for f, name in ((sp.tanh, "tanh: tanh' = 1 - tanh^2"), (sp.log, "log: (log u)' = u'/u"),
+                        (sp.exp, "exp: (e^u)' = e^u"), (sp.Max, "relu: 1 where x > 0")):
+            if e.has(f):
+                return name
+        return "power rule" if e.has(sp.Pow) else "linear"
+    if den != 1 and den.has(sp.Sum):
+        return "quotient rule"
+    if isinstance(e, sp.Sum) or e.has(sp.Sum):
+        return "sum rule" if not e.has(sp.Pow) else "sum and power rules"
+    if isinstance(e, sp.Mul):
+        return "product rule"
+    return "chain rule"
 
 
 # --- proof ----------------------------------------------------------------------------------
@@ -433,10 +564,11 @@ def work(identity: Identity) -> Iterator[ForAllN]:
     except UnsupportedError as exc:
         yield ForAllN("not applicable", time.perf_counter() - start, detail=str(exc))
         return
-    derived, steps = derive_indexed(graph)
+    derivation = derive_indexed(graph)
+    steps = derivation.steps
     methods = []
     for c in graph.claims:
-        proved, method = prove_indexed(_claim_entry(c) - derived[c.index], graph)
+        proved, method = prove_indexed(_claim_entry(c) - derivation.derived[c.index], graph)
         if not proved:
             label = f"d/d{c.wrt}" if c.wrt else "value"
             yield ForAllN("not proved", time.perf_counter() - start,
