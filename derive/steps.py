@@ -22,4 +22,6 @@ class Step:
     expr: Any
     parent: str = ""
     note: str = ""
-    raw: Any = None  # the expression before it was rewritten in the intermediates, if it was
+    raw: Any = None
+    """For "local": the expression before it was written in the intermediates (if it was);
+    for "delta": the delta's own symbol."""

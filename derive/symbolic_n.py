@@ -78,10 +78,10 @@ def size_names(identity: Identity) -> list[str]:
     return sorted(names)
 
 
-def build_indexed(identity: Identity) -> IndexedGraph:
-    """Instantiate `identity` with every size a positive integer symbol."""
+def build_indexed(identity: Identity, *, require_sizes: bool = True) -> IndexedGraph:
+    """Instantiate `identity` with every size a positive integer symbol (scalars stay scalars)."""
     names = size_names(identity)
-    if not names:
+    if not names and require_sizes:
         raise UnsupportedError(f"{identity.name} has no sizes: there is no n to prove it for")
     sizes = {n: sp.Symbol(n, integer=True, positive=True) for n in names}
     taken = set(names) | {v.name for v in identity.variables} | {d.name for d in identity.definitions}
@@ -98,14 +98,26 @@ def build_indexed(identity: Identity) -> IndexedGraph:
                 and not set(suffix) & taken and not {index(c) for c in suffix} & set(avoid)
                 and all(ranges.get(index(c), n) == n for c, n in zip(suffix, shape))):
             out = tuple(index(c) for c in suffix)
-        else:
-            pool = (c for c in INDEX_LETTERS if c not in taken and index(c) not in ranges)
-            try:
-                out = tuple(index(next(pool)) for _ in shape)
-            except StopIteration:
-                raise UnsupportedError("too many indices for a symbolic-size proof") from None
+        else:  # lettered at the end, the target's first (p_i, z_j as in d p_i / d z_j)
+            out = tuple(sp.Dummy("index", integer=True, nonnegative=True) for _ in shape)
         ranges.update(zip(out, shape))
         return out
+
+    def letter_the_rest(first: list[str]) -> None:
+        pool = iter(c for c in INDEX_LETTERS if c not in taken and index(c) not in ranges)
+        order = first + [n for n in nodes if n not in first]
+        rename: dict[sp.Symbol, sp.Symbol] = {}
+        for name in order:
+            for q in nodes[name].index:
+                if isinstance(q, sp.Dummy) and q not in rename:
+                    try:
+                        rename[q] = index(next(pool))
+                    except StopIteration:
+                        raise UnsupportedError("too many indices for a symbolic-size proof") from None
+        for name, node in nodes.items():
+            nodes[name] = replace(node, index=tuple(rename.get(q, q) for q in node.index))
+        for old, new in rename.items():
+            ranges[new] = ranges.pop(old)
 
     def resolve(axis: str | int) -> sp.Expr:
         return sizes[axis] if isinstance(axis, str) else sp.Integer(axis)
@@ -149,6 +161,8 @@ def build_indexed(identity: Identity) -> IndexedGraph:
         wrt = nodes.get(c.wrt) if c.wrt else None
         if wrt is not None and set(wrt.index) & set(target.index):
             nodes[c.wrt] = replace(wrt, index=fresh(wrt.shape, avoid=target.index))
+    letter_the_rest([identity.target, *(c.wrt for c in identity.claims if c.wrt)])
+    target = nodes[identity.target]
     claims = []
     for c in identity.claims:
         try:
@@ -279,7 +293,7 @@ def derive_indexed(graph: IndexedGraph) -> IndexedDerivation:
         if node.name not in adjoint:
             continue
         if node.name in named:
-            steps.append(Step("delta", node.name, pretty(shown[node.name]), note=str(deltas[node.name])))
+            steps.append(Step("delta", node.name, pretty(shown[node.name]), raw=deltas[node.name]))
         for pname in node.parents:
             if not depends[pname] & wanted:
                 continue
@@ -323,37 +337,64 @@ def fold(e: sp.Expr, node: INode | None, graph: IndexedGraph) -> sp.Expr:
     """Write a local derivative in the intermediates it came from, for display:
     exp(-x)/(1 + exp(-x))**2 becomes O (1 - O) when O = sigma(x); exp(z_i) / sum becomes p_i."""
     for other in graph.nodes.values():
-        if other.formula is None or (node is not None and other is not node and node.formula is not None
-                                     and other.name not in node.parents and other is not node):
+        if other.formula is None:
             continue
         entry = other.entry(other.index)
-        if not other.index:
-            continue
         if _elementwise(other, graph):
-            (arg,) = entry.atoms(sp.Indexed) or (None,)
-            if arg is None:
+            args = entry.atoms(sp.Indexed) or (entry.free_symbols - set(graph.sizes.values()))
+            if len(args) != 1:
                 continue
+            (arg,) = args
             for atom in (sp.exp(-arg), sp.exp(arg), sp.tanh(arg)):
-                if not e.has(atom.func) or not entry.has(atom):
+                if not entry.has(atom):
                     continue
                 sol = sp.solve(sp.Eq(other.at(other.index), entry), atom, dict=True)
                 if len(sol) == 1:
                     e = _at_any_index(e, atom, sol[0][atom], other)
-        else:
+        elif other.index:
             num, den = sp.fraction(sp.together(entry))
-            if den.has(*other.index) or not num.has(*other.index) or den == 1:
+            if den == 1 or not num.has(*other.index):
                 continue
-            hold = sp.Dummy("den")  # keep the denominator's own terms out of the rewrite
-            e = _at_any_index(e.xreplace({canonical(den): hold}), num, other.at(other.index) * hold, other)
-            e = sp.cancel(e).xreplace({hold: den})
+            # hold each denominator (a sum) aside, so its own terms are not rewritten
+            hold = sp.Function("held")
+            wilds = {q: sp.Wild(f"w_{q.name}") for q in other.index}
+            den_free = tuple(q for q in other.index if den.has(q))
+            den_pat = canonical(den).xreplace(wilds)
+            e = e.replace(den_pat, hold(*[wilds[q] for q in den_free]))
+            held = hold(*den_free)
+            e = _at_any_index(e, num, other.at(other.index) * held, other)
+            e = sp.cancel(e).replace(lambda x: isinstance(x, hold) and len(x.args) == len(den_free),
+                                     lambda x: canonical(den).xreplace(dict(zip(den_free, x.args))))
     return pretty(e)
+
+
+def _at_any_index(e: sp.Expr, pattern: sp.Expr, value: sp.Expr, node: INode) -> sp.Expr:
+    """Replace `pattern` (written at node's own indices) at whatever indices it appears."""
+    if not node.index:
+        return e.xreplace({pattern: value}) if e.has(pattern) else e.subs(pattern, value)
+    wilds = {q: sp.Wild(f"w_{q.name}") for q in node.index}
+    return e.replace(pattern.xreplace(wilds), value.xreplace(wilds), exact=False)
+
+
+def _one_minus(e: sp.Expr) -> sp.Expr:
+    """-(O - 1) O -> (1 - O) O: the sign the textbooks write."""
+    if not isinstance(e, sp.Mul):
+        return e
+    coeff, factors = e.as_coeff_mul()
+    if coeff >= 0:
+        return e
+    for f in factors:
+        if isinstance(f, sp.Add) and -1 in f.args:
+            rest = [x for x in factors if x is not f]
+            return sp.Mul(-coeff, -f, *rest, evaluate=False) if coeff != -1 else sp.Mul(-f, *rest)
+    return e
 
 
 def pretty(e: sp.Expr) -> sp.Expr:
     """A display form: factored where that is cheap, common factors pulled out of sums."""
     if e.has(sp.Sum):
-        return sp.factor_terms(e)
-    return sp.factor(sp.cancel(e))
+        return _one_minus(sp.factor_terms(e))
+    return _one_minus(sp.factor(sp.cancel(e)))
 
 
 def _at_any_index(e: sp.Expr, pattern: sp.Expr, value: sp.Expr, node: INode) -> sp.Expr:

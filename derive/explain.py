@@ -1,0 +1,92 @@
+"""The derivation a person would write, as data: definitions, chain-rule factors with their
+rules, the deltas, the result, the claim, and how the proof closed (rendering: derive.latex).
+
+It is the symbolic-size derivation (index notation, sums over symbolic n) where the identity
+has sizes, and the same machinery over scalars where it has none.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sympy as sp
+
+from .proof import prove_claim
+from .spec import Identity
+from .symbolic import build, derive
+from .steps import Step
+from .symbolic_n import (IndexedGraph, _claim_entry, build_indexed, derive_indexed, prove_indexed,
+                         size_names)
+
+
+@dataclass(frozen=True)
+class ClaimExplanation:
+    """One claim: the derivative as derived (in named deltas) and as claimed."""
+
+    label: str
+    wrt: str | None
+    claimed: sp.Expr
+    derived: sp.Expr
+    text: str
+    proved: bool
+    method: str
+    path: tuple[str, ...]  # target ... wrt, along the first chain of intermediates
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Everything needed to typeset one identity's derivation."""
+
+    name: str
+    family: str
+    description: str
+    source: str
+    graph: IndexedGraph
+    steps: tuple[Step, ...]
+    claims: tuple[ClaimExplanation, ...]
+    for_every_n: bool
+    seconds: float
+
+    def node(self, name: str) -> Any:
+        return self.graph.nodes[name]
+
+
+def _path(graph: IndexedGraph, wrt: str) -> tuple[str, ...]:
+    """The first chain target -> ... -> wrt through the graph."""
+    def walk(name: str) -> tuple[str, ...] | None:
+        if name == wrt:
+            return (name,)
+        for p in graph.nodes[name].parents:
+            rest = walk(p)
+            if rest:
+                return (name, *rest)
+        return None
+    return walk(graph.target) or (graph.target, wrt)
+
+
+def _explicit(identity: Identity, index: int) -> tuple[bool, str]:
+    graph = build(identity, {})
+    claim = graph.claims[index]
+    proof = prove_claim(claim.expr - derive(graph).derived[index], graph)
+    kinks = f" (away from {', '.join(proof.kinks)})" if proof.kinks else ""
+    return proof.proved, ", ".join(proof.methods) + kinks
+
+
+def explain(identity: Identity) -> Explanation:
+    """Derive and prove `identity` in index notation and keep every step."""
+    start = time.perf_counter()
+    graph = build_indexed(identity, require_sizes=False)
+    derivation = derive_indexed(graph)
+    claims = []
+    for c, spec in zip(graph.claims, identity.claims):
+        claimed = _claim_entry(c)
+        proved, method = prove_indexed(claimed - derivation.derived[c.index], graph)
+        if not proved and not graph.sizes:  # scalars: the explicit ladder also splits kinks
+            proved, method = _explicit(identity, c.index)
+        claims.append(ClaimExplanation(spec.label, c.wrt, claimed, derivation.shown[c.index], spec.text,
+                                       proved, method, _path(graph, c.wrt) if c.wrt else (graph.target,)))
+    return Explanation(identity.name, identity.family, identity.description, identity.source, graph,
+                       derivation.steps, tuple(claims), bool(size_names(identity)),
+                       time.perf_counter() - start)
