@@ -10,11 +10,15 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Callable, Sequence, TextIO
 
 from . import __version__, catalog
 from .check import BACKEND_CHOICES, DEFAULT_SAMPLES, DEFAULT_TIMEOUT, check_all
 from .errors import DeriveError
+from .explain import explain
+from .latex import FORMATS, render_markdown, render_standalone, render_tex
+from .spec import Identity
 from .verdict import PROVED, Report, Result
 
 EXIT_USAGE, EXIT_INTERNAL = 2, 4
@@ -87,6 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"seconds allowed for symbolic work per size (default: {DEFAULT_TIMEOUT:g})")
     checker.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     checker.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
+    latex = sub.add_parser("latex", help="typeset derivations (LaTeX or Markdown)", description=(
+        "Typeset the step-by-step derivation of catalog identities: the definitions, each "
+        "chain-rule factor with its rule, the deltas, the result and how the proof closed."))
+    latex.add_argument("names", nargs="*", metavar="NAME", help="catalog identities")
+    latex.add_argument("--all", action="store_true", help="the whole catalog")
+    latex.add_argument("--format", choices=FORMATS, default="tex",
+                       help="tex: align* fragments; markdown: GitHub math with the verdict and the "
+                            "numeric evidence; standalone: a complete document (default: tex)")
+    latex.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    latex.add_argument("--seed", type=_seed, default=0, help="seed of the numeric check shown (default: 0)")
     return parser
 
 
@@ -181,12 +195,7 @@ def _list(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if args.all and args.names:
-        raise DeriveError("give identity names or --all, not both")
-    if not args.all and not args.names:
-        raise DeriveError("nothing to check: give identity names (see 'derive list') or --all")
-    identities = (list(catalog.CATALOG.values()) if args.all
-                  else [catalog.get(n) for n in dict.fromkeys(args.names)])
+    identities = _selected(args)
     progress = _Progress(err, not args.no_progress and not args.json)
     try:
         report = check_all(identities, progress=progress, seed=args.seed, backend=args.backend,
@@ -198,6 +207,46 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         render_table(report, out)
     return report.exit_code
+
+
+def _selected(args: argparse.Namespace) -> list[Identity]:
+    if args.all and args.names:
+        raise DeriveError("give identity names or --all, not both")
+    if not args.all and not args.names:
+        raise DeriveError("nothing to do: give identity names (see 'derive list') or --all")
+    return (list(catalog.CATALOG.values()) if args.all
+            else [catalog.get(n) for n in dict.fromkeys(args.names)])
+
+
+def _latex(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    identities = _selected(args)
+    explanations = [explain(i) for i in identities]
+    results = {}
+    if args.format != "tex":
+        report = check_all(identities, seed=args.seed, progress=_Progress(err, True))
+        results = {r.name: r for r in report.results}
+    if args.format == "tex":
+        text = "\n".join(render_tex(e) for e in explanations)
+    elif args.format == "markdown":
+        text = "\n".join(render_markdown(e, results.get(e.name)) for e in explanations)
+    else:
+        title = "derive: the catalog" if args.all else f"derive: {', '.join(args.names)}"
+        text = render_standalone(explanations, results, title=title)
+    if args.output:
+        _write_atomically(Path(args.output), text)
+        err.write(f"wrote {args.output}\n")
+    else:
+        out.write(text)
+    return 0
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    try:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise DeriveError(f"cannot write {path}: {exc.strerror}; choose a writable path with -o") from exc
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
@@ -218,6 +267,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
             return _list(args, out)
         if args.command == "check":
             return _check(args, out, err)
+        if args.command == "latex":
+            return _latex(args, out, err)
         parser.print_help(out)
         return EXIT_USAGE
     except DeriveError as exc:

@@ -52,6 +52,11 @@ class Explanation:
     def node(self, name: str) -> Any:
         return self.graph.nodes[name]
 
+    def _repr_latex_(self) -> str:
+        from .latex import explanation_latex  # presentation, imported only when displayed
+
+        return explanation_latex(self)
+
 
 def _path(graph: IndexedGraph, wrt: str) -> tuple[str, ...]:
     """The first chain target -> ... -> wrt through the graph."""

@@ -7,7 +7,6 @@ delta_k for the adjoint of a pre-activation, sigma for the sigmoid, delta_ij for
 
 from __future__ import annotations
 
-import re
 from typing import Any, Iterable
 
 import sympy as sp
@@ -105,8 +104,17 @@ def _partial(top: str, bottom: str) -> str:
     return rf"\frac{{\partial {top}}}{{\partial {bottom}}}"
 
 
+_SPECIAL = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "^": r"\^{}", "~": r"\~{}",
+            "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$"}
+
+
+def escape(s: str) -> str:
+    """Plain text made safe for LaTeX's text mode."""
+    return "".join(_SPECIAL.get(c, c) for c in s)
+
+
 def _text(s: str) -> str:
-    return r"\text{" + re.sub(r"([_%&#$])", r"\\\1", s).replace("^", r"\^{}") + "}"
+    return r"\text{" + escape(s) + "}"
 
 
 def derivation_lines(ex: Explanation) -> list[str]:
@@ -214,20 +222,17 @@ PREAMBLE = r"""\documentclass[11pt]{article}
 """
 
 
-def _escape(s: str) -> str:
-    return re.sub(r"([_%&#$])", r"\\\1", s)
-
-
 def render_standalone(explanations: list[Explanation], results: dict[str, Result] | None = None,
                       title: str = "derive: derivations") -> str:
     """A complete LaTeX document (amsmath): a section per family, a subsection per identity."""
-    parts = [PREAMBLE % _escape(title)]
+    parts = [PREAMBLE % escape(title)]
     family = None
     for ex in explanations:
         if len(explanations) > 1 and ex.family != family:
             family = ex.family
-            parts.append(f"\\section{{{_escape(family.capitalize() or 'Identities')}}}\n")
-        parts.append(f"\\subsection*{{\\texttt{{{_escape(ex.name)}}}}}\n{_escape(ex.description)}\n")
+            heading = family.upper() if len(family) <= 3 else family.capitalize()
+            parts.append(f"\\section{{{escape(heading or 'Identities')}}}\n")
+        parts.append(f"\\subsection*{{\\texttt{{{escape(ex.name)}}}}}\n{escape(ex.description)}\n")
         result = (results or {}).get(ex.name)
         if result is not None:
             parts.append(f"\n\\noindent Verdict: \\textbf{{{result.verdict}}}"
@@ -236,3 +241,14 @@ def render_standalone(explanations: list[Explanation], results: dict[str, Result
         parts.append(render_tex(ex))
     parts.append("\\end{document}\n")
     return "\n".join(parts)
+
+
+def result_markdown(result: Result) -> str:
+    """A verdict as Markdown (Jupyter's _repr_markdown_)."""
+    return f"### `{result.name}`\n\n" + _evidence(result) + "\n"
+
+
+def explanation_latex(ex: Explanation) -> str:
+    """A derivation as display math (Jupyter's _repr_latex_)."""
+    body = " \\\\\n".join(derivation_lines(ex))
+    return "$$\\begin{aligned}\n" + body + "\n\\end{aligned}$$"

@@ -78,6 +78,11 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def _repr_markdown_(self) -> str:
+        from .latex import result_markdown  # presentation, imported only when displayed
+
+        return result_markdown(self)
+
 
 @dataclass(frozen=True)
 class Report:

@@ -63,7 +63,7 @@ def test_backend_choice_limits_the_numeric_columns() -> None:
     (["check", "sigmoid_derivative", "--samples", "many"], "expected a positive integer (at most 100000), got 'many'"),
     (["check", "sigmoid_derivative", "--seed", "-3"], "expected an integer from 0"),
     (["check", "sigmoid_derivative", "--backend", "jax"], "invalid choice: 'jax'"),
-    (["check"], "nothing to check"),
+    (["check"], "nothing to do"),
     (["check", "--all", "sigmoid_derivative"], "not both"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ])

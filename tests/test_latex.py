@@ -1,0 +1,125 @@
+"""Derivations people can read: the steps, their LaTeX, and a document pdflatex accepts."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from derive import catalog, check
+from derive.cli import main
+from derive.explain import explain
+from derive.latex import escape, explanation_latex, render_markdown, render_standalone, render_tex, tex
+
+GOLDEN = Path(__file__).parent / "golden"
+PINNED = ["softmax_jacobian", "mlp_hidden_delta", "sigmoid_derivative", "log_softmax_gradient"]
+
+
+@pytest.mark.parametrize("name", PINNED)
+def test_derivation_matches_its_golden_file(name: str) -> None:
+    text = render_tex(explain(catalog.get(name)))
+    golden = GOLDEN / f"{name}.tex"
+    if os.environ.get("DERIVE_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+
+
+def test_softmax_derivation_shows_the_quotient_rule_and_ends_in_the_claim() -> None:
+    text = render_tex(explain(catalog.get("softmax_jacobian")))
+    quotient = next(line for line in text.splitlines() if "quotient rule" in line)
+    assert r"\left(\sum_{k} e^{z_{k}}\right)^{2}" in quotient  # the quotient rule's square
+    assert quotient.rstrip(" \\").split("&&")[0].endswith(r"= \left(\delta_{ij} - p_{j}\right) p_{i} ")
+    assert r"\frac{\partial p_{i}}{\partial z_{j}} &= \left(\delta_{ij} - p_{j}\right) p_{i}" in text
+    assert "for every size" in text
+
+
+def test_mlp_hidden_derivation_ends_in_o_i_delta_j_with_the_textbook_delta() -> None:
+    text = render_tex(explain(catalog.get("mlp_hidden_delta")))
+    assert r"\delta_{j} &:= \frac{\partial E}{\partial x_{j}} = \left(1 - O_{j}\right) O_{j} \sum_{k} W_{jk} \delta_{k}" in text
+    assert r"\delta_{k} &:= \frac{\partial E}{\partial x_{k}} = \left(1 - O_{k}\right) \left(O_{k} - t_{k}\right) O_{k}" in text
+    assert r"\frac{\partial E}{\partial W_{ij}} &= O_{i} \delta_{j}" in text
+    assert r"\frac{\partial O_{j}}{\partial x_{j}} &= \frac{e^{- x_{j}}}{\left(1 + e^{- x_{j}}\right)^{2}} = \left(1 - O_{j}\right) O_{j}" in text
+    chain = next(line for line in text.splitlines() if "chain rule" in line)
+    assert chain.split("&=")[1].lstrip().startswith(r"\sum_{k} \frac{\partial E}{\partial O_{k}}")
+
+
+def test_steps_are_plain_data_with_rules() -> None:
+    ex = explain(catalog.get("mlp_output_delta"))
+    kinds = [s.kind for s in ex.steps]
+    assert kinds[:3] == ["define"] * 3
+    assert {"local", "delta", "result"} <= set(kinds)
+    rules = {s.note for s in ex.steps if s.kind == "local"}
+    assert "sigmoid: sigma' = sigma (1 - sigma)" in rules and "sum rule" in rules
+
+
+def test_every_catalog_identity_has_a_derivation_that_closes() -> None:
+    for name, identity in catalog.CATALOG.items():
+        ex = explain(identity)
+        assert all(c.proved for c in ex.claims), name
+        assert render_tex(ex).count(r"\begin{align*}") == 1
+
+
+def test_markdown_has_math_the_verdict_and_the_evidence() -> None:
+    identity = catalog.get("bce_gradient_logit")
+    text = render_markdown(explain(identity), check(identity, samples=8))
+    assert text.startswith("## `bce_gradient_logit`")
+    assert text.count("$$") == 2 and r"\begin{aligned}" in text and "&&" not in text
+    assert "**Verdict: proved**" in text and "| numpy (float64) |" in text
+
+
+def test_jupyter_reprs() -> None:
+    identity = catalog.get("tanh_derivative")
+    assert explain(identity)._repr_latex_().startswith("$$\\begin{aligned}")
+    assert explanation_latex(explain(identity)).endswith("\\end{aligned}$$")
+    assert "**Verdict: proved**" in check(identity, samples=4)._repr_markdown_()
+
+
+def test_text_is_escaped_and_names_follow_the_textbook() -> None:
+    assert escape("a_b^c {x} 100% & #1 $ ~") == r"a\_b\^{}c \{x\} 100\% \& \#1 \$ \~{}"
+    import sympy as sp
+    w = sp.IndexedBase("W_jk")
+    j, k = sp.symbols("j k", integer=True)
+    assert tex(w[j, k]) == "W_{jk}"
+    assert tex(sp.Symbol("y_hat")) == r"\hat{y}"
+    assert tex(sp.KroneckerDelta(j, k)) == r"\delta_{jk}"
+    assert tex(1 / (1 + sp.exp(-sp.Symbol("x")))) == r"\sigma\left(x\right)"
+
+
+def _run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    return main(list(argv), out=out, err=err), out.getvalue(), err.getvalue()
+
+
+def test_cli_latex_formats_and_output_file(tmp_path: Path) -> None:
+    code, out, _ = _run("latex", "square_sum_gradient")
+    assert code == 0 and out.startswith("% square_sum_gradient") and r"\begin{align*}" in out
+    target = tmp_path / "doc.tex"
+    code, out, err = _run("latex", "relu_derivative", "--format", "standalone", "-o", str(target))
+    assert code == 0 and out == "" and f"wrote {target}" in err
+    assert target.read_text().startswith(r"\documentclass")
+    code, _, err = _run("latex", "softmx")
+    assert code == 2 and "did you mean softmax_jacobian" in err
+
+
+def test_cli_latex_refuses_an_unwritable_output(tmp_path: Path) -> None:
+    code, _, err = _run("latex", "tanh_derivative", "-o", str(tmp_path / "missing" / "x.tex"))
+    assert code == 2 and "cannot write" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None and not os.environ.get("DERIVE_REQUIRE_TEX"),
+                    reason="pdflatex is not installed (.ci/run installs texlive-latex-base)")
+def test_the_whole_catalog_document_compiles_with_pdflatex(tmp_path: Path) -> None:
+    results = {r.name: r for r in (check(i, samples=4) for i in list(catalog.CATALOG.values())[:3])}
+    doc = render_standalone([explain(i) for i in catalog.CATALOG.values()], results)
+    (tmp_path / "catalog.tex").write_text(doc)
+    proc = subprocess.run(["pdflatex", "-halt-on-error", "-interaction=nonstopmode", "catalog.tex"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert (tmp_path / "catalog.pdf").stat().st_size > 10_000
+    log = (tmp_path / "catalog.log").read_text(errors="replace")
+    assert "! " not in log and "Undefined control sequence" not in log
+    assert doc.count(r"\subsection*") == len(catalog.CATALOG)
