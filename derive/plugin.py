@@ -1,0 +1,80 @@
+"""pytest plugin: every identity in a `*.derive.toml` file becomes a test item.
+
+Registered through the `pytest11` entry point; it imports nothing heavy until a spec file is
+collected. Options: --derive-samples, --derive-seed, --derive-backend.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+SUFFIX = ".derive.toml"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("derive", "checking identities in *.derive.toml files")
+    group.addoption("--derive-samples", type=int, default=32,
+                    help="random inputs per size for each identity (default: 32)")
+    group.addoption("--derive-seed", type=int, default=0, help="random seed (default: 0)")
+    group.addoption("--derive-backend", default="all", choices=("numpy", "torch", "all"),
+                    help="backends that evaluate the claims (default: all)")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.name.endswith(SUFFIX):
+        return SpecFile.from_parent(parent, path=file_path)
+    return None
+
+
+class IdentityFailed(Exception):
+    """Raised by an item whose identity is refuted or inconclusive."""
+
+    def __init__(self, result: Any) -> None:
+        super().__init__(result.name)
+        self.result = result
+
+
+class SpecFile(pytest.File):
+    """A spec file: one item per identity."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from .errors import DeriveError
+        from .specfile import load_spec
+
+        try:
+            identities = load_spec(self.path)
+        except DeriveError as exc:
+            raise self.CollectError(str(exc)) from None
+        for identity in identities:
+            yield IdentityItem.from_parent(self, name=identity.name, identity=identity)
+
+
+class IdentityItem(pytest.Item):
+    """One identity, checked like `derive check`: passes when proved or consistent."""
+
+    def __init__(self, *, identity: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.identity = identity
+
+    def runtest(self) -> None:
+        from .check import check
+
+        config = self.config
+        result = check(self.identity, samples=config.getoption("derive_samples"),
+                       seed=config.getoption("derive_seed"), backend=config.getoption("derive_backend"))
+        self.user_properties.append(("verdict", result.verdict))
+        if not result.ok:
+            raise IdentityFailed(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, IdentityFailed):
+            from .testing import failure_message
+
+            return failure_message(excinfo.value.result)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"identity {self.name}"
