@@ -66,9 +66,13 @@ def _check_size(identity: Identity, sizes: dict[str, int], index: int, *, names:
     numeric = run_numeric(identity, graph, derivation, backend_names=names, samples=samples,
                           rng=rng_for(seed, identity.name, index), seed=seed, device=device)
     if numeric.counterexample:
-        in_catalog = catalog.CATALOG.get(identity.name) is identity
-        numeric.counterexample["rerun"] = (f"derive check {identity.name} --seed {seed}" if in_catalog
-                                           else f"derive.check(<{identity.name}>, seed={seed})")
+        if catalog.CATALOG.get(identity.name) is identity:
+            rerun = f"derive check {identity.name} --seed {seed}"
+        elif identity.origin:
+            rerun = f"derive check {identity.origin} --seed {seed}"
+        else:
+            rerun = f"derive.check(<{identity.name}>, seed={seed})"
+        numeric.counterexample["rerun"] = rerun
     proofs: list[Proof] = []
     if derivation is not None:
         for msg in stream:

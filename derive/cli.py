@@ -17,6 +17,7 @@ from . import __version__, catalog
 from .check import BACKEND_CHOICES, DEFAULT_SAMPLES, DEFAULT_TIMEOUT, check_all
 from .errors import DeriveError
 from .explain import explain
+from .loader import resolve
 from .latex import FORMATS, render_markdown, render_standalone, render_tex
 from .spec import Identity
 from .verdict import PROVED, Report, Result
@@ -76,10 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     lister = sub.add_parser("list", help="list the built-in identities")
     lister.add_argument("--json", action="store_true", help="print JSON instead of a table")
     checker = sub.add_parser("check", help="check identities and print verdicts", description=(
-        "Check catalog identities. Each is derived symbolically, proved if possible, and "
+        "Check catalog identities, or your own in a spec file or Python module. Each is "
+        "derived symbolically, proved if possible, and "
         "compared on random inputs with three agreeing truths: the SymPy derivative, torch "
         "autograd and finite differences."))
-    checker.add_argument("names", nargs="*", metavar="NAME", help="catalog identities to check")
+    checker.add_argument("names", nargs="*", metavar="NAME",
+                         help="catalog identities, spec files (FILE.toml) or Python modules (FILE.py)")
     checker.add_argument("--all", action="store_true", help="check the whole catalog")
     checker.add_argument("--backend", choices=BACKEND_CHOICES, default="all",
                          help="evaluate claims with numpy, torch or both (default: all)")
@@ -214,8 +217,9 @@ def _selected(args: argparse.Namespace) -> list[Identity]:
         raise DeriveError("give identity names or --all, not both")
     if not args.all and not args.names:
         raise DeriveError("nothing to do: give identity names (see 'derive list') or --all")
-    return (list(catalog.CATALOG.values()) if args.all
-            else [catalog.get(n) for n in dict.fromkeys(args.names)])
+    if args.all:
+        return list(catalog.CATALOG.values())
+    return [i for argument in dict.fromkeys(args.names) for i in resolve(argument)]
 
 
 def _latex(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -111,6 +111,8 @@ class Identity:
     family: str = "user"
     source: str = ""
     description: str = ""
+    origin: str = ""
+    """The file it was loaded from (a spec file or module), if any: reruns name it."""
 
     def __post_init__(self) -> None:
         _check_name("identity", self.name)
