@@ -23,6 +23,7 @@ from . import backends
 from .backends import Program, compile_program
 from .domains import Label
 from .errors import SpecError
+from .proof import kink_args
 from .spec import Identity
 from .symbolic import Derivation, Graph, nonsmooth_atoms
 
@@ -76,8 +77,6 @@ def compile_graph(graph: Graph, derivation: Derivation | None) -> Compiled:
     exprs = [d.expr for d in graph.definitions] + [c.expr for c in graph.claims]
     if derivation:
         exprs += list(derivation.derived.values())
-    from .proof import kink_args
-
     args: list[sp.Expr] = []
     for atom in sorted(nonsmooth_atoms(np.concatenate([np.ravel(e) for e in exprs])), key=str):
         args += [a for a in kink_args(atom) if a not in args]

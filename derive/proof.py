@@ -34,7 +34,7 @@ class Proof:
     detail: str = ""
 
 
-def _clearly_nonzero(e: sp.Expr) -> bool:
+def clearly_nonzero(e: sp.Expr) -> bool:
     """True when e, at a random point with positive rational coordinates, is far from 0.
 
     Only used to skip a rung that cannot succeed (a heuristic that never proves anything):
@@ -50,12 +50,12 @@ def _clearly_nonzero(e: sp.Expr) -> bool:
     return bool(value.is_Number and value.is_finite and abs(value) > 1e-12)
 
 
-def _rational_zero(e: sp.Expr) -> bool:
+def rational_zero(e: sp.Expr) -> bool:
     num, _ = sp.fraction(sp.cancel(sp.together(e)))
     return sp.expand(num) == 0
 
 
-def _exp_to_symbols(e: sp.Expr) -> sp.Expr:
+def exp_to_symbols(e: sp.Expr) -> sp.Expr:
     """exp(a*z + b*w + c) -> u_z**a * u_w**b * exp(c), with u positive symbols."""
     cache: dict[sp.Symbol, sp.Symbol] = {}
 
@@ -81,15 +81,15 @@ def _smooth_zero(e: sp.Expr, simplify_ok: bool) -> str | None:
     """Name of the first rung that shows e == 0 (e has no kinks), else None."""
     if e == 0:
         return "structural (definitions substituted)"
-    if _rational_zero(e):
+    if rational_zero(e):
         return "rational normal form"
     logs = sp.expand_log(e, force=False)
-    if _rational_zero(_exp_to_symbols(logs)):
+    if rational_zero(exp_to_symbols(logs)):
         return "rational normal form after exp(z) -> u"
     rewritten = e.rewrite(sp.exp)
-    if rewritten != e and _rational_zero(_exp_to_symbols(sp.expand_log(rewritten, force=False))):
+    if rewritten != e and rational_zero(exp_to_symbols(sp.expand_log(rewritten, force=False))):
         return "rational normal form after rewriting in exp"
-    if _clearly_nonzero(e):  # no rung can succeed; simplify could run for minutes
+    if clearly_nonzero(e):  # no rung can succeed; simplify could run for minutes
         return None
     if simplify_ok and sp.simplify(e) == 0:
         return "simplify"
@@ -172,12 +172,12 @@ def prove_zero(e: sp.Expr, graph: Graph, *, simplify_ok: bool = True) -> Proof:
     if e == 0:
         return Proof(True, ("structural",))
     smooth = not e.atoms(*NONSMOOTH)
-    if smooth and not _clearly_nonzero(e) and _rational_zero(e):
+    if smooth and not clearly_nonzero(e) and rational_zero(e):
         return Proof(True, ("rational normal form (intermediates opaque)",))
     if smooth:
         partial = e.xreplace(graph.elementwise)
-        if (partial != e and not _clearly_nonzero(partial)
-                and _rational_zero(_exp_to_symbols(sp.expand_log(partial, force=False)))):
+        if (partial != e and not clearly_nonzero(partial)
+                and rational_zero(exp_to_symbols(sp.expand_log(partial, force=False)))):
             return Proof(True, ("rational normal form (activations expanded, sums opaque)",))
     full = e.xreplace(graph.expanded)
     full = full.xreplace(graph.constraints) if graph.constraints else full

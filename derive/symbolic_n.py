@@ -21,7 +21,7 @@ import sympy as sp
 from .domains import Label, OneHot, Simplex
 from .errors import SpecError, UnsupportedError
 from .indexed import SymArray, canonical
-from .proof import _clearly_nonzero, _exp_to_symbols, _rational_zero
+from .proof import clearly_nonzero, exp_to_symbols, rational_zero
 from .spec import Identity
 from .steps import Step
 
@@ -541,7 +541,7 @@ def prove_indexed(e: sp.Expr, graph: IndexedGraph, simplify_ok: bool = True,
 
 
 def _zero(form: sp.Expr) -> bool:
-    return form == 0 or _rational_zero(_exp_to_symbols(sp.expand_log(form, force=False)))
+    return form == 0 or rational_zero(exp_to_symbols(sp.expand_log(form, force=False)))
 
 
 def _merged_sums(e: sp.Expr, graph: IndexedGraph) -> list[sp.Expr] | None:
@@ -580,7 +580,7 @@ def _ladder(e: sp.Expr, graph: IndexedGraph, simplify_ok: bool) -> tuple[bool, s
         parts = _merged_sums(form, graph) if form.has(sp.Sum) else None
         if parts and all(_zero(_rows_to_one(_tidy(p, graph), graph)) for p in parts):
             return True, f"summands zero pointwise ({label})"
-    if simplify_ok and not _clearly_nonzero(form):
+    if simplify_ok and not clearly_nonzero(form):
         if sp.simplify(form) == 0:
             return True, "simplify (definitions expanded)"
     return False, ""
