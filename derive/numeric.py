@@ -192,11 +192,6 @@ class Comparison:
         rel = np.where((self.scale == 0) & (self.abs_error > 0), np.inf, rel)
         return float(np.max(rel, initial=0.0))
 
-    @property
-    def rtol_used(self) -> float:
-        ratio = self.tol / np.where(self.scale > 0, self.scale, 1.0)
-        return float(np.median(ratio)) if ratio.size else 0.0
-
 
 def compare(value: np.ndarray, truth: np.ndarray, rtol: float, noise: np.ndarray | None = None,
             noise_factor: float = 0.0, atol: np.ndarray | None = None) -> Comparison:
