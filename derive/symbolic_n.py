@@ -590,7 +590,7 @@ def _ladder(e: sp.Expr, graph: IndexedGraph, simplify_ok: bool) -> tuple[bool, s
 class ForAllN:
     """Outcome of the proof for symbolic sizes."""
 
-    status: str  # "proved", "not proved", "timeout", "error", "not applicable", "skipped"
+    status: str  # "proved", "not proved", "unsupported", "timeout", "error", "not applicable", "skipped"
     seconds: float
     methods: tuple[str, ...] = ()
     detail: str = ""
@@ -600,10 +600,13 @@ class ForAllN:
 def work(identity: Identity) -> Iterator[ForAllN]:
     """The bounded worker's job: build, derive and prove at symbolic sizes."""
     start = time.perf_counter()
+    if not size_names(identity):
+        yield ForAllN("not applicable", 0.0, detail=f"{identity.name} has no sizes to vary")
+        return
     try:
         graph = build_indexed(identity)
     except UnsupportedError as exc:
-        yield ForAllN("not applicable", time.perf_counter() - start, detail=str(exc))
+        yield ForAllN("unsupported", time.perf_counter() - start, detail=str(exc))
         return
     derivation = derive_indexed(graph)
     steps = derivation.steps
