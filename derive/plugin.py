@@ -34,7 +34,7 @@ class IdentityFailed(Exception):
 
     def __init__(self, result: Any) -> None:
         super().__init__(result.name)
-        self.result = result
+        self.derive_result = result
 
 
 class SpecFile(pytest.File):
@@ -42,10 +42,10 @@ class SpecFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         from .errors import DeriveError
-        from .specfile import load_spec
+        from .loader import resolve
 
         try:
-            identities = load_spec(self.path)
+            identities = resolve(str(self.path))
         except DeriveError as exc:
             raise self.CollectError(str(exc)) from None
         for identity in identities:
@@ -70,10 +70,11 @@ class IdentityItem(pytest.Item):
             raise IdentityFailed(result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, IdentityFailed):
+        result = getattr(excinfo.value, "derive_result", None)  # duck-typed: survives re-imports
+        if result is not None:
             from .testing import failure_message
 
-            return failure_message(excinfo.value.result)
+            return failure_message(result)
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int, str]:
