@@ -180,3 +180,59 @@ UNIT_INTERVAL = UnitInterval()
 SIMPLEX = Simplex()
 ONE_HOT = OneHot()
 BINARY = Binary()
+
+
+def _square_batch(shape: tuple[int, ...], name: str) -> int:
+    if len(shape) < 2 or shape[-1] != shape[-2]:
+        from .errors import SpecError
+        raise SpecError(f"domain {name!r} is for square matrices (n, n), got shape {shape[1:]}")
+    return shape[-1]
+
+
+def _orthogonal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Haar-random orthogonal matrices (QR of a Gaussian, signs fixed)."""
+    q, r = np.linalg.qr(rng.normal(size=shape))
+    return q * np.sign(np.diagonal(r, axis1=-2, axis2=-1))[..., None, :]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SPD(Domain):
+    """Symmetric positive definite matrices, eigenvalues in [low, high] (well conditioned).
+
+    The entries are independent real symbols: a derivative is the unconstrained one (d logdet
+    X / dX = X^{-T}), evaluated at symmetric positive definite points. A claim that holds only
+    on symmetric matrices (X^{-1} for X^{-T}) is then consistent, not proved.
+    """
+
+    name: str = "spd"
+    low: float = 0.5
+    high: float = 2.5
+
+    def sample(self, rng: np.random.Generator, shape: tuple[int, ...],
+               sizes: dict[str, int]) -> np.ndarray:
+        _square_batch(shape, self.name)
+        q = _orthogonal(rng, shape)
+        eig = rng.uniform(self.low, self.high, size=shape[:-1])
+        x = (q * eig[..., None, :]) @ np.swapaxes(q, -1, -2)
+        return (x + np.swapaxes(x, -1, -2)) / 2  # exactly symmetric
+
+
+@dataclass(frozen=True, kw_only=True)
+class Invertible(Domain):
+    """Square matrices U diag(s) V^T with singular values s in [low, high] and random signs:
+    invertible with condition number at most high / low."""
+
+    name: str = "invertible"
+    low: float = 0.5
+    high: float = 2.0
+
+    def sample(self, rng: np.random.Generator, shape: tuple[int, ...],
+               sizes: dict[str, int]) -> np.ndarray:
+        _square_batch(shape, self.name)
+        u, v = _orthogonal(rng, shape), _orthogonal(rng, shape)
+        s = rng.uniform(self.low, self.high, size=shape[:-1])
+        return (u * s[..., None, :]) @ np.swapaxes(v, -1, -2)
+
+
+SPD_MATRIX = SPD()
+INVERTIBLE = Invertible()

@@ -20,3 +20,13 @@ class UnknownIdentityError(DeriveError, KeyError):
 
 class UnsupportedError(DeriveError, NotImplementedError):
     """Valid input that this version cannot handle yet."""
+
+
+class ParseError(SpecError):
+    """A formula or spec file that is malformed, located: `where:line:col: what; what is allowed`."""
+
+    def __init__(self, message: str, *, where: str = "", line: int = 1, col: int = 1) -> None:
+        super().__init__(message)
+        self.where = where
+        self.line = line
+        self.col = col

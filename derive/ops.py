@@ -15,6 +15,7 @@ import numpy as np
 import sympy as sp
 
 from . import indexed
+from .errors import SpecError, UnsupportedError
 from .indexed import SymArray
 
 half = sp.Rational(1, 2)
@@ -130,3 +131,85 @@ def shape(a: Any) -> tuple[Any, ...]:
     if isinstance(a, SymArray):
         return a.shape
     return np.asarray(a, dtype=object).shape
+
+
+# --- matrix functions (explicit sizes: entries written out with sympy.Matrix) ---------------
+
+MATRIX_LIMIT = 4
+"""Largest n for det, logdet and inv: their entries are written out symbolically (n! terms)."""
+
+
+def _square(a: Any, what: str) -> sp.Matrix:
+    if isinstance(a, SymArray):
+        raise UnsupportedError(f"{what} of a matrix of symbolic size {a.shape} is not supported; "
+                               "it is checked at explicit sizes only")
+    arr = np.asarray(a, dtype=object)
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+        raise SpecError(f"{what} needs a square matrix, got shape {arr.shape}")
+    return sp.Matrix(arr.tolist())
+
+
+def _small(m: sp.Matrix, what: str) -> sp.Matrix:
+    if m.rows > MATRIX_LIMIT:
+        raise UnsupportedError(f"{what} of a {m.rows} x {m.rows} matrix is written out with "
+                               f"n! terms; use sizes up to {MATRIX_LIMIT}")
+    return m
+
+
+def transpose(a: Any) -> Any:
+    """The matrix transpose (vectors and scalars are returned as they are)."""
+    if isinstance(a, SymArray):
+        return a.T
+    if isinstance(a, np.ndarray):
+        return a.T
+    return a
+
+
+def trace(a: Any) -> Any:
+    """The sum of the diagonal of a square matrix."""
+    if isinstance(a, SymArray):
+        if a.ndim != 2 or a.shape[0] != a.shape[1]:
+            raise SpecError(f"trace needs a square matrix, got shape {a.shape}")
+        k = indexed.dummy()
+        return sp.Sum(a.fn(k, k), (k, 0, a.shape[0] - 1))
+    return _square(a, "trace").trace()
+
+
+def _placeholders(m: sp.Matrix) -> tuple[sp.Matrix, dict[sp.Symbol, sp.Expr]]:
+    """Entries that are not symbols replaced by fresh symbols, so det/inv of a product stays
+    written in its entries instead of being multiplied out."""
+    back: dict[sp.Symbol, sp.Expr] = {}
+    out = m.copy()
+    for idx, e in enumerate(m):
+        if not (e.is_Symbol or e.is_Number):
+            s = sp.Dummy(f"m{idx}")
+            back[s] = e
+            out[idx] = s
+    return out, back
+
+
+def _det(a: Any, what: str) -> Any:
+    m, back = _placeholders(_small(_square(a, what), what))
+    return m.det(method="berkowitz").xreplace(back)
+
+
+def det(a: Any) -> Any:
+    """The determinant, written out (Berkowitz: no divisions)."""
+    return _det(a, "det")
+
+
+def logdet(a: Any) -> Any:
+    """log det(a): for SPD matrices (positive determinant); log|det| is not implied."""
+    return sp.log(_det(a, "logdet"))
+
+
+def inv(a: Any) -> Any:
+    """The inverse as adjugate / determinant, entry by entry."""
+    m, back = _placeholders(_small(_square(a, "inv"), "inv"))
+    d = m.det(method="berkowitz").xreplace(back)
+    adj = m.adjugate(method="berkowitz")
+    out = np.empty((m.rows, m.cols), dtype=object)
+    for i in range(m.rows):
+        for j in range(m.cols):
+            out[i, j] = adj[i, j].xreplace(back) / d
+    return out

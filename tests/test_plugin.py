@@ -1,0 +1,65 @@
+"""The pytest plugin: *.derive.toml files become one test item per identity.
+
+Each run is a subprocess: checks fork symbolic workers, which should not happen inside the
+test session's own process (torch and forked pytest internals do not mix well in-process).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+GOOD = '''
+[[identity]]
+name = "sigmoid_derivative"
+variables = { x = "real" }
+define = { s = "sigmoid(x)" }
+wrt = "x"
+claim = "s * (1 - s)"
+
+[[identity]]
+name = "softmax_jacobian"
+variables = { z = { shape = "vector(n)" } }
+sizes = [{ n = 3 }]
+define = { p = "softmax(z)" }
+wrt = "z"
+claim = "diag(p) - outer(p, p)"
+'''
+
+WRONG = '''
+[[identity]]
+name = "softmax_plus"
+variables = { z = { shape = "vector(n)" } }
+sizes = [{ n = 3 }]
+define = { p = "softmax(z)" }
+wrt = "z"
+claim = "diag(p) + outer(p, p)"
+'''
+
+
+def test_one_passing_item_per_correct_identity(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".derive.toml", good=GOOD)
+    result = pytester.runpytest_subprocess("-v", "--derive-samples", "8")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*good.derive.toml::sigmoid_derivative PASSED*",
+                                 "*good.derive.toml::softmax_jacobian PASSED*"])
+
+
+def test_a_wrong_identity_fails_with_its_counterexample(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".derive.toml", good=GOOD, wrong=WRONG)
+    result = pytester.runpytest_subprocess("--derive-samples", "8", "--derive-seed", "5")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*softmax_plus: refuted*", "*counterexample*", "*z = [[]*",
+                                 "*seed=5; rerun: derive check *wrong.derive.toml --seed 5*"])
+
+
+def test_a_malformed_spec_file_is_a_collection_error_with_its_position(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".derive.toml", broken=GOOD.replace('claim = "s * (1 - s)"', 'claim = "s * (1 - sigmoud(x))"'))
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*broken.derive.toml:*unknown function 'sigmoud'*did you mean 'sigmoid'*"])
+
+
+def test_other_toml_files_are_ignored(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", pyproject_like="[tool.x]\na = 1\n")
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
