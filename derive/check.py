@@ -17,7 +17,7 @@ from .proof import Proof, prove_claim
 from .spec import Identity
 from .symbolic import Derivation, Graph, build, derive
 from .verdict import (CONSISTENT, INCONCLUSIVE, PROVED, REFUTED, Numeric, Report, Result,
-                      SizeResult, Symbolic, worst)
+                      SizeResult, Symbolic, merge_numeric, worst)
 
 DEFAULT_SAMPLES = 64
 DEFAULT_TIMEOUT = 60.0
@@ -159,15 +159,8 @@ def check(identity: Identity, *, backend: str | Iterable[str] = "all", samples: 
                         tuple(dict.fromkeys(m for r in per_size for m in r.symbolic.methods)),
                         tuple(dict.fromkeys(k for r in per_size for k in r.symbolic.kinks)),
                         decisive.symbolic.detail)
-    numeric: dict[str, Numeric] = {}
-    for r in per_size:
-        for n in r.numeric:
-            p = numeric.get(n.backend)
-            numeric[n.backend] = n if p is None else Numeric(
-                n.backend, n.dtype, p.samples + n.samples, max(p.max_abs_error, n.max_abs_error),
-                max(p.max_rel_error, n.max_rel_error), n.rtol)
     every_n = _collect_for_all_n(for_all_n, proved_here=status == "proved", timeout=timeout)
-    return Result(identity.name, verdict, symbolic, tuple(numeric.values()),
+    return Result(identity.name, verdict, symbolic, merge_numeric(per_size),
                   round(time.perf_counter() - start, 4), per_size, decisive.reason,
                   decisive.counterexample, identity.family, every_n)
 

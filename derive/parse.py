@@ -443,7 +443,7 @@ class _Builder:
             raise self.error(node.func, f"unknown function '{fname}'", hint)
         for arg in node.args:
             if isinstance(arg, ast.Starred):
-                raise self.error(arg, "'*' unpacking is not allowed", f"pass arguments one by one")
+                raise self.error(arg, "'*' unpacking is not allowed", "pass arguments one by one")
         axis: int | None = spec.default_axis
         for kw in node.keywords:
             if kw.arg is None:

@@ -33,7 +33,8 @@ from .domains import REAL, Domain
 from .errors import SpecError
 from .numeric import EPS, TOLERANCES, Comparison, Tolerance, compare
 from .spec import Variable
-from .verdict import CONSISTENT, INCONCLUSIVE, REFUTED, Numeric, Result, SizeResult, Symbolic, worst
+from .verdict import (CONSISTENT, INCONCLUSIVE, REFUTED, Numeric, Result, SizeResult, Symbolic,
+                      merge_numeric, worst)
 
 __all__ = ["check_gradient", "check_autograd_function", "assert_gradient", "assert_autograd_function"]
 
@@ -807,17 +808,10 @@ def _one_line(exc: BaseException) -> str:
 def _combine(name: str, per_size: list[SizeResult], start: float, family: str) -> Result:
     verdict = worst([r.verdict for r in per_size])
     decisive = next(r for r in per_size if r.verdict == verdict)
-    numeric: dict[str, Numeric] = {}
-    for r in per_size:
-        for n in r.numeric:
-            p = numeric.get(n.backend)
-            numeric[n.backend] = n if p is None else Numeric(
-                n.backend, n.dtype, p.samples + n.samples, max(p.max_abs_error, n.max_abs_error),
-                max(p.max_rel_error, n.max_rel_error), max(p.rtol, n.rtol))
     reason = decisive.reason
     if len(per_size) > 1 and verdict == CONSISTENT:
         reason = "; ".join(r.reason for r in per_size)
-    return Result(name, verdict, _NO_PROOF, tuple(numeric.values()), round(time.perf_counter() - start, 4),
+    return Result(name, verdict, _NO_PROOF, merge_numeric(per_size), round(time.perf_counter() - start, 4),
                   tuple(per_size), reason, decisive.counterexample, family)
 
 

@@ -40,6 +40,18 @@ class Numeric:
     rtol: float
 
 
+def merge_numeric(per_size: "tuple[SizeResult, ...] | list[SizeResult]") -> tuple[Numeric, ...]:
+    """One row per backend over all sizes: samples added, the largest errors and tolerance kept."""
+    merged: dict[str, Numeric] = {}
+    for r in per_size:
+        for n in r.numeric:
+            p = merged.get(n.backend)
+            merged[n.backend] = n if p is None else Numeric(
+                n.backend, n.dtype, p.samples + n.samples, max(p.max_abs_error, n.max_abs_error),
+                max(p.max_rel_error, n.max_rel_error), max(p.rtol, n.rtol))
+    return tuple(merged.values())
+
+
 @dataclass(frozen=True)
 class SizeResult:
     """The verdict at one set of explicit sizes."""
