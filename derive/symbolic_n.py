@@ -333,11 +333,13 @@ def _delta_symbol(node: INode, count: int) -> sp.Expr:
     return sp.IndexedBase(name, real=True)[node.index]
 
 
-def fold(e: sp.Expr, node: INode | None, graph: IndexedGraph) -> sp.Expr:
+def fold(e: sp.Expr, node: INode | None, graph: IndexedGraph, *, display: bool = True,
+         only_elementwise: bool = False) -> sp.Expr:
     """Write a local derivative in the intermediates it came from, for display:
-    exp(-x)/(1 + exp(-x))**2 becomes O (1 - O) when O = sigma(x); exp(z_i) / sum becomes p_i."""
+    exp(-x)/(1 + exp(-x))**2 becomes O (1 - O) when O = sigma(x); exp(z_i) / sum becomes p_i.
+    (Also a proof rung: a derivative written in O is often a polynomial where in x it is not.)"""
     for other in graph.nodes.values():
-        if other.formula is None:
+        if other.formula is None or (only_elementwise and not _elementwise(other, graph)):
             continue
         entry = other.entry(other.index)
         if _elementwise(other, graph):
@@ -345,12 +347,15 @@ def fold(e: sp.Expr, node: INode | None, graph: IndexedGraph) -> sp.Expr:
             if len(args) != 1:
                 continue
             (arg,) = args
-            for atom in (sp.exp(-arg), sp.exp(arg), sp.tanh(arg)):
+            for atom, mirror in ((sp.exp(-arg), sp.exp(arg)), (sp.exp(arg), sp.exp(-arg)),
+                                 (sp.tanh(arg), None)):
                 if not entry.has(atom):
                     continue
                 sol = sp.solve(sp.Eq(other.at(other.index), entry), atom, dict=True)
                 if len(sol) == 1:
                     e = _at_any_index(e, atom, sol[0][atom], other)
+                    if mirror is not None:  # e^{x} = 1 / e^{-x}
+                        e = _at_any_index(e, mirror, 1 / sol[0][atom], other)
         elif other.index:
             num, den = sp.fraction(sp.together(entry))
             if den == 1 or not num.has(*other.index):
@@ -365,7 +370,7 @@ def fold(e: sp.Expr, node: INode | None, graph: IndexedGraph) -> sp.Expr:
             e = _at_any_index(e, num, other.at(other.index) * held, other)
             e = sp.cancel(e).replace(lambda x: isinstance(x, hold) and len(x.args) == len(den_free),
                                      lambda x: canonical(den).xreplace(dict(zip(den_free, x.args))))
-    return pretty(e)
+    return pretty(e) if display else e
 
 
 def _at_any_index(e: sp.Expr, pattern: sp.Expr, value: sp.Expr, node: INode) -> sp.Expr:
@@ -541,7 +546,11 @@ def prove_indexed(e: sp.Expr, graph: IndexedGraph, simplify_ok: bool = True,
 
 
 def _zero(form: sp.Expr) -> bool:
-    return form == 0 or rational_zero(exp_to_symbols(sp.expand_log(form, force=False)))
+    if form == 0:
+        return True
+    if form.has(sp.log):
+        form = sp.expand_log(form, force=False)
+    return rational_zero(exp_to_symbols(form) if form.has(sp.exp) else form)
 
 
 def _merged_sums(e: sp.Expr, graph: IndexedGraph) -> list[sp.Expr] | None:
@@ -568,6 +577,8 @@ def _merged_sums(e: sp.Expr, graph: IndexedGraph) -> list[sp.Expr] | None:
 
 def _ladder(e: sp.Expr, graph: IndexedGraph, simplify_ok: bool) -> tuple[bool, str]:
     attempts = [("intermediates opaque", e),
+                ("derivatives written in the activations",
+                 fold(e, None, graph, display=False, only_elementwise=True)),
                 ("activations expanded", _expand(e, graph, only_elementwise=True)),
                 ("definitions expanded", _expand(e, graph, only_elementwise=False))]
     form = e
