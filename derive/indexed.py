@@ -135,7 +135,7 @@ def _broadcast(a: tuple[sp.Expr, ...], b: tuple[sp.Expr, ...]) -> tuple[sp.Expr,
 def _at(x: Any, shape: tuple[sp.Expr, ...], idx: tuple[Any, ...]) -> sp.Expr:
     """Entry of x (broadcast to `shape`) at idx."""
     if not isinstance(x, SymArray):
-        return sp.sympify(x)
+        return sp.sympify(x, strict=True)
     offset = len(shape) - x.ndim
     own = [sp.Integer(0) if d == 1 else idx[offset + a] for a, d in enumerate(x.shape)]
     return x.fn(*own)

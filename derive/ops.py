@@ -34,7 +34,7 @@ def elementwise(f: Callable[[sp.Expr], sp.Expr]) -> Callable[[Any], Any]:
         arr = np.asarray(a, dtype=object)
         out = np.empty(arr.shape, dtype=object)
         for idx, value in np.ndenumerate(arr):
-            out[idx] = f(sp.sympify(value))
+            out[idx] = f(sp.sympify(value, strict=True))  # strict: a string is never parsed
         return _unwrap(out)
 
     lifted.__name__ = getattr(f, "__name__", "elementwise")

@@ -88,3 +88,16 @@ def test_console_script_runs_as_a_module() -> None:
                            "--samples", "4"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["results"][0]["verdict"] == "proved"
+
+
+def test_spec_files_on_the_command_line() -> None:
+    from pathlib import Path
+
+    examples = Path(__file__).parent.parent / "examples"
+    code, out, _ = run("check", str(examples / "identities.derive.toml"), "--samples", "8")
+    assert code == 0 and "14 identities: 14 proved" in out
+    code, out, _ = run("check", str(examples / "wrong.derive.toml"), "--samples", "8", "--json")
+    assert code == 1
+    results = json.loads(out)["results"]
+    assert len(results) == 10 and {r["verdict"] for r in results} == {"refuted"}
+    assert all(r["counterexample"]["rerun"].endswith("wrong.derive.toml --seed 0") for r in results)
