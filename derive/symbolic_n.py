@@ -370,7 +370,38 @@ def fold(e: sp.Expr, node: INode | None, graph: IndexedGraph, *, display: bool =
             e = _at_any_index(e, num, other.at(other.index) * held, other)
             e = sp.cancel(e).replace(lambda x: isinstance(x, hold) and len(x.args) == len(den_free),
                                      lambda x: canonical(den).xreplace(dict(zip(den_free, x.args))))
-    return pretty(e) if display else e
+    return pretty(_unit_rows(e, graph)) if display else e
+
+
+def _normalised(graph: IndexedGraph) -> dict[Any, sp.Expr]:
+    """Bases whose rows sum to 1 along the last axis: probability or one-hot variables, and
+    intermediates defined as x / sum of x over their last index (softmax)."""
+    out = {b: n for b, n in graph.rows_sum_to_one}
+    for node in graph.nodes.values():
+        if node.formula is None or not node.index or _elementwise(node, graph):
+            continue
+        num, den = sp.fraction(sp.together(node.entry(node.index)))
+        last = node.index[-1]
+        total = canonical(sp.Sum(num, (last, 0, node.shape[-1] - 1)))
+        if canonical(den) == total:
+            out[node.symbol] = node.shape[-1]
+    return out
+
+
+def _unit_rows(e: sp.Expr, graph: IndexedGraph) -> sp.Expr:
+    """For display: a sum of a normalised row over its last axis is 1."""
+    rows = _normalised(graph)
+
+    def one(s: sp.Sum) -> sp.Expr:
+        if len(s.limits) != 1 or not isinstance(s.function, sp.Indexed):
+            return s
+        (var, lo, hi), body = s.limits[0], s.function
+        if (body.base in rows and body.indices[-1] == var and lo == 0 and hi == rows[body.base] - 1
+                and not any(i.has(var) for i in body.indices[:-1])):
+            return sp.Integer(1)
+        return s
+
+    return e.replace(lambda x: isinstance(x, sp.Sum), one) if rows else e
 
 
 def _at_any_index(e: sp.Expr, pattern: sp.Expr, value: sp.Expr, node: INode) -> sp.Expr:

@@ -123,3 +123,8 @@ def test_the_whole_catalog_document_compiles_with_pdflatex(tmp_path: Path) -> No
     log = (tmp_path / "catalog.log").read_text(errors="replace")
     assert "! " not in log and "Undefined control sequence" not in log
     assert doc.count(r"\subsection*") == len(catalog.CATALOG)
+
+
+def test_cross_entropy_derivation_uses_that_rows_sum_to_one() -> None:
+    text = render_tex(explain(catalog.get("cross_entropy_gradient")))
+    assert r"\frac{\partial L}{\partial z_{ij}} &= \frac{p_{ij} - t_{ij}}{B} \\" in text
