@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import sympy as sp
 
@@ -48,9 +47,6 @@ class Explanation:
     claims: tuple[ClaimExplanation, ...]
     for_every_n: bool
     seconds: float
-
-    def node(self, name: str) -> Any:
-        return self.graph.nodes[name]
 
     def _repr_latex_(self) -> str:
         from .latex import explanation_latex  # presentation, imported only when displayed

@@ -18,12 +18,8 @@ import sympy as sp
 
 from .errors import SpecError, UnsupportedError
 
-_COUNTER = itertools.count()
-
-
 def dummy(name: str = "k") -> sp.Dummy:
     """A fresh summation index."""
-    next(_COUNTER)
     return sp.Dummy(name, integer=True, nonnegative=True)
 
 

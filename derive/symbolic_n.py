@@ -253,7 +253,6 @@ class IndexedDerivation:
     derived: dict[int, sp.Expr]
     shown: dict[int, sp.Expr]  # the same in named deltas, for display
     steps: tuple[Step, ...]
-    deltas: dict[str, Any]  # node name -> its delta symbol (entry at the node's index)
 
 
 def _feeds_activation(graph: IndexedGraph) -> set[str]:
@@ -323,7 +322,7 @@ def derive_indexed(graph: IndexedGraph) -> IndexedDerivation:
         derived[c.index] = adjoint.get(c.wrt, sp.Integer(0))
         display[c.index] = fold(shown.get(c.wrt, sp.Integer(0)), None, graph)
         steps.append(Step("result", c.wrt, display[c.index]))
-    return IndexedDerivation(derived, display, tuple(steps), deltas)
+    return IndexedDerivation(derived, display, tuple(steps))
 
 
 def _delta_symbol(node: INode, count: int) -> sp.Expr:
