@@ -216,10 +216,9 @@ def derive(graph: Graph) -> Derivation:
             if not dep[pname] & wanted:
                 continue
             parent = graph.nodes[pname]
-            local = sp.Matrix(len(node.flat), len(parent.flat),
-                              lambda a, b: sp.diff(node.expr.flat[a], parent.flat[b]))
+            local = _local_jacobian(list(node.expr.flat), parent.flat)
             steps.append(Step("local", node.name, _reshape(local, node.shape + parent.shape), parent=pname))
-            contribution = adjoint[node.name] * local
+            contribution = _matmul(adjoint[node.name], local)
             adjoint[pname] = adjoint[pname] + contribution if pname in adjoint else contribution
     for c in graph.claims:
         if c.wrt is None:
@@ -229,6 +228,60 @@ def derive(graph: Graph) -> Derivation:
         derived[c.index] = _reshape(grad, target.shape + wrt.shape)
         steps.append(Step("result", c.wrt, derived[c.index]))
     return Derivation(derived, tuple(steps))
+
+
+def _local_jacobian(exprs: list[sp.Expr], wrt: list[sp.Symbol]) -> sp.Matrix:
+    """d exprs[a] / d wrt[b], by the chain rule through common subexpressions.
+
+    Differentiating a softmax entry e^{z_i} / sum_j e^{z_j} directly differentiates the whole
+    sum again for every (i, j): cubic in n. With the sum a temporary, each entry is a small
+    expression and the sum's derivative is computed once.
+    """
+    reps, reduced = sp.cse(exprs, order="none")
+    if any(not isinstance(v, sp.Expr) for _, v in reps):  # e.g. a Piecewise condition
+        reps, reduced = [], exprs
+    full: dict[sp.Symbol, sp.Expr] = {}
+    for t, value in reps:
+        full[t] = value.xreplace(full)
+    temps = {t: v for t, v in reps}
+    total: dict[sp.Symbol, dict[sp.Symbol, sp.Expr]] = {}  # d temp / d wrt, nonzero entries
+
+    def gradient(e: sp.Expr) -> dict[sp.Symbol, sp.Expr]:
+        free = e.free_symbols
+        inner = [(t, sp.diff(e, t)) for t in temps if t in free]
+        row: dict[sp.Symbol, sp.Expr] = {}
+        for x in wrt:
+            d = sp.diff(e, x) if x in free else sp.S.Zero
+            for t, de in inner:
+                dt = total[t].get(x)
+                if dt is not None:
+                    d += de * dt
+            if d != 0:
+                row[x] = d
+        return row
+
+    for t, value in reps:
+        total[t] = gradient(value)
+    rows = [gradient(e) for e in reduced]
+    return sp.Matrix(len(exprs), len(wrt), lambda a, b: rows[a].get(wrt[b], sp.S.Zero).xreplace(full))
+
+
+def _matmul(a: sp.Matrix, b: sp.Matrix) -> sp.Matrix:
+    """a * b skipping zero entries (local Jacobians are mostly zeros)."""
+    cols: list[list[tuple[int, sp.Expr]]] = [[] for _ in range(b.cols)]
+    for k in range(b.rows):
+        for j in range(b.cols):
+            v = b[k, j]
+            if v != 0:
+                cols[j].append((k, v))
+    out = sp.zeros(a.rows, b.cols)
+    for i in range(a.rows):
+        row = [a[i, k] for k in range(a.cols)]
+        for j, col in enumerate(cols):
+            terms = [row[k] * v for k, v in col if row[k] != 0]
+            if terms:
+                out[i, j] = sp.Add(*terms)
+    return out
 
 
 def _reshape(mat: sp.Matrix, shape: tuple[int, ...]) -> np.ndarray:
