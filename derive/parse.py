@@ -540,6 +540,11 @@ class _Evaluator:
         if terms > MAX_TERMS or total > MAX_TOTAL:
             raise self.error(node, f"this writes out an expression of about {total:.3g} terms",
                              "name parts of the formula as intermediates (define = ...)")
+        undefined = _undefined(value)
+        if undefined is not None:
+            raise self.error(node, f"this evaluates to {undefined}: it divides by zero or takes log(0) "
+                             "for every value of the inputs",
+                             "rewrite the formula so that it is finite (e.g. cancel x - x by hand)")
         return value, terms
 
     def _build(self, node: _Node) -> tuple[Any, float]:
@@ -652,6 +657,23 @@ class _Evaluator:
         if node.name in ("softmax", "log_softmax", "logsumexp") and not shapes[0]:
             raise self.error(node, f"{node.name} of a scalar", f"{node.name} needs a vector or matrix")
         return spec.impl(*args, **kwargs), terms
+
+
+_UNDEFINED = (sp.nan, sp.zoo, sp.oo, -sp.oo)
+
+
+def _undefined(value: Any) -> sp.Expr | None:
+    """nan or an infinity that SymPy folded in while building (x/(x - x) is zoo*x, log(0) is
+    zoo): it cannot be differentiated or evaluated. Checked at every node, so looking at a
+    value and its direct arguments finds it where it first appears."""
+    entries = value.flat if isinstance(value, np.ndarray) else (value,)
+    for entry in entries:
+        if not isinstance(entry, sp.Basic):
+            continue
+        for part in (entry, *entry.args):
+            if part in _UNDEFINED:
+                return part
+    return None
 
 
 def _matmul(a: np.ndarray, b: np.ndarray) -> Any:

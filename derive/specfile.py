@@ -230,15 +230,15 @@ class _Reader:
         if not isinstance(name, str) or not name:
             raise ctx.error((), "has no name" if name is None else f"name must be a string, got {name!r}",
                             "add name = \"my_identity\" under [[identity]]")
-        ctx.name = name[:60]
+        ctx.name = ascii(name[:60])[1:-1]  # escaped: no raw control characters in messages
         if not re.fullmatch(_IDENT, name):
-            raise ctx.error(("name",), f"name {name[:60]!r} is not valid",
+            raise ctx.error(("name",), f"name {ascii(name[:60])} is not valid",
                             "use letters, digits and '_', starting with a letter")
         for key in item:
             if key not in IDENTITY_KEYS:
                 close = difflib.get_close_matches(key, IDENTITY_KEYS, n=1, cutoff=0.6)
                 hint = f"did you mean '{close[0]}'? " if close else ""
-                raise ctx.error((key,), f"unknown key '{key[:60]}'", f"{hint}keys: {', '.join(IDENTITY_KEYS)}")
+                raise ctx.error((key,), f"unknown key {key[:60]!r}", f"{hint}keys: {', '.join(IDENTITY_KEYS)}")
         for key in ("description", "family", "source"):
             if key in item and not isinstance(item[key], str):
                 raise ctx.error((key,), f"{key} must be a string", f"write {key} = \"...\"")
@@ -277,7 +277,7 @@ class _Reader:
             elif isinstance(spec, dict):
                 unknown = [k for k in spec if k not in ("shape", "domain")]
                 if unknown:
-                    raise ctx.error(path, f"variable '{vname}' has an unknown key '{unknown[0][:40]}'",
+                    raise ctx.error(path, f"variable '{vname}' has an unknown key {unknown[0][:40]!r}",
                                     "a variable has shape = \"...\" and domain = \"...\"")
                 shape_text, domain_text = spec.get("shape", "scalar"), spec.get("domain", "real")
             else:
@@ -348,7 +348,7 @@ class _Reader:
         for s in raw:
             for key, n in s.items():
                 if key not in needed:
-                    raise ctx.error(("sizes", key), f"size '{key[:40]}' is not used by any shape",
+                    raise ctx.error(("sizes", key), f"size {key[:40]!r} is not used by any shape",
                                     f"sizes used: {', '.join(sorted(needed)) or 'none'}")
                 if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_SIZE:
                     raise ctx.error(("sizes", key), f"size {key} = {str(n)[:20]} is not an integer from 1 to {MAX_SIZE}",
