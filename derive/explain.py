@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import sympy as sp
 
+from .errors import UnsupportedError
 from .proof import prove_claim
 from .spec import Identity
 from .symbolic import build, derive
 from .steps import Step
-from .symbolic_n import (IndexedGraph, _claim_entry, build_indexed, derive_indexed, prove_indexed,
-                         size_names)
+from .symbolic_n import (INode, IndexedGraph, _claim_entry, build_indexed, derive_indexed,
+                         prove_indexed, size_names)
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,10 @@ def _explicit(identity: Identity, index: int) -> tuple[bool, str]:
 def explain(identity: Identity) -> Explanation:
     """Derive and prove `identity` in index notation and keep every step."""
     start = time.perf_counter()
-    graph = build_indexed(identity, require_sizes=False)
+    try:
+        graph = build_indexed(identity, require_sizes=False)
+    except UnsupportedError:  # det, inv... of a symbolic n: written out at explicit sizes
+        return _explain_at_sizes(identity, start)
     derivation = derive_indexed(graph)
     claims = []
     for c, spec in zip(graph.claims, identity.claims):
@@ -91,3 +97,35 @@ def explain(identity: Identity) -> Explanation:
     return Explanation(identity.name, identity.family, identity.description, identity.source, graph,
                        derivation.steps, tuple(claims), bool(size_names(identity)),
                        time.perf_counter() - start)
+
+
+def _entries(arr: np.ndarray, names: dict[sp.Symbol, sp.Expr]) -> Any:
+    """An array of expressions as one SymPy object (a matrix for up to two axes)."""
+    arr = np.vectorize(lambda e: sp.sympify(e).xreplace(names), otypes=[object])(arr)
+    if arr.ndim == 0:
+        return arr.item()
+    return sp.Matrix(arr.tolist()) if arr.ndim <= 2 else sp.Array(arr.tolist())
+
+
+def _explain_at_sizes(identity: Identity, start: float) -> Explanation:
+    """The derivation entry by entry at the identity's first sizes (matrices written out), for
+    formulas index notation cannot write; the proof it reports holds at those sizes only."""
+    sizes = dict(identity.sizes[0])
+    graph = build(identity, sizes)
+    derivation = derive(graph)
+    names = {s: sp.IndexedBase(n.name)[idx] for n in graph.nodes.values()
+             for idx, s in np.ndenumerate(n.symbols) if idx}
+    nodes = {n.name: INode(n.name, (), sp.Symbol(n.name), None if n.expr is None else n.expr,
+                           n.parents) for n in graph.nodes.values()}
+    steps = tuple(Step("define", n.name, _entries(n.expr, names)) for n in graph.definitions)
+    at = ", ".join(f"{k}={v}" for k, v in sizes.items())
+    claims = []
+    for c, spec in zip(graph.claims, identity.claims):
+        proof = prove_claim(c.expr - derivation.derived[c.index], graph)
+        claims.append(ClaimExplanation(spec.label, c.wrt, _entries(c.expr, names),
+                                       _entries(derivation.derived[c.index], names), spec.text,
+                                       proof.proved, f"{', '.join(proof.methods)}; at {at}",
+                                       (graph.target, c.wrt) if c.wrt else (graph.target,)))
+    indexed = IndexedGraph(identity.name, {}, nodes, graph.target, ())
+    return Explanation(identity.name, identity.family, identity.description, identity.source, indexed,
+                       steps, tuple(claims), False, time.perf_counter() - start)

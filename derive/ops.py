@@ -51,6 +51,8 @@ abs_ = elementwise(sp.Abs)
 sigmoid = elementwise(lambda x: 1 / (1 + sp.exp(-x)))
 relu = elementwise(lambda x: sp.Max(0, x))
 softplus = elementwise(lambda x: sp.log(1 + sp.exp(x)))
+erf = elementwise(sp.erf)
+"""The error function (SymPy differentiates it to 2/sqrt(pi) exp(-x^2) by itself)."""
 step = elementwise(lambda x: sp.Piecewise((1, x > 0), (0, True)))
 """The derivative of relu away from 0: 1 where x > 0, else 0."""
 

@@ -10,9 +10,10 @@ from types import ModuleType
 
 from ..errors import UnknownIdentityError
 from ..spec import Identity
-from . import activations, linear, losses, mlp, optimisation, softmax
+from . import activations, layers, linear, losses, matrix, mlp, optimisation, softmax
 
-FAMILIES: tuple[ModuleType, ...] = (activations, linear, softmax, losses, mlp, optimisation)
+FAMILIES: tuple[ModuleType, ...] = (activations, linear, softmax, losses, mlp, optimisation,
+                                    matrix, layers)
 
 
 def _collect() -> dict[str, Identity]:
