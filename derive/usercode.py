@@ -48,6 +48,8 @@ _ROUNDS = 10
 _JITTER_ULPS = 4.0
 _FD_STEP = EPS ** (1 / 3)
 _MAX_SIZE = 1_000_000
+_MAX_VOLUME = 2**24
+"""Entries of all inputs over all samples at one size (each is evaluated several times)."""
 _NO_PROOF = Symbolic("not applicable", 0.0, detail="user code: no formula to prove")
 
 
@@ -126,6 +128,19 @@ def _parse_sizes(sizes: Any, ins: Sequence[_Input]) -> list[dict[str, int]]:
         if bad:
             raise SpecError(f"sizes {bad} must be integers from 1 to {_MAX_SIZE}")
     return sets
+
+
+def _check_volume(ins: Sequence[_Input], sets: Sequence[dict[str, int]], samples: int) -> None:
+    """Refuse inputs too large to sample before any array is allocated (a MemoryError or
+    minutes of finite differences otherwise)."""
+    for s in sets:
+        entries = sum(math.prod(i.resolve(s)) for i in ins)
+        if entries > _MAX_SIZE or entries * samples > _MAX_VOLUME:
+            shapes = ", ".join(f"{i.name}{i.resolve(s)}" for i in ins)
+            raise SpecError(f"inputs {shapes} have {entries} entries per sample ({entries * samples} for "
+                            f"{samples} samples); at most {_MAX_SIZE} per sample and {_MAX_VOLUME} in all: "
+                            "check smaller sizes (a gradient that is right at n=8 is rarely wrong only at "
+                            "n=10**6) or pass fewer samples")
 
 
 def _parse_wrt(wrt: Any, ins: Sequence[_Input]) -> tuple[str, ...]:
@@ -304,7 +319,7 @@ class _Caller:
                 raise SpecError(f"{self.label} returned {problem}; derive checks in float64: keep the "
                                 "inputs' dtype (no astype(np.float32), .float() or int casts)")
             shape = tuple(p.shape)
-            if expected is not None and shape != expected[i]:
+            if expected is not None and shape != expected[i] and shape != ():  # a scalar broadcasts
                 raise SpecError(describe(i, shape) if describe else
                                 f"{self.label} returned shape {shape}, expected {expected[i]}")
         self.shapes = [tuple(p.shape) for p in parts]
@@ -411,13 +426,14 @@ class _Batch:
     mag: np.ndarray                         # (S,) largest magnitude among inputs and outputs
     d1: dict[str, np.ndarray]               # central differences, step h: (S, m, N_k)
     d2: dict[str, np.ndarray]               # step 2h
+    d4: dict[str, np.ndarray]               # 4th differences / 2h: about -jump at a kink, ~0 if smooth
     claim: dict[str, np.ndarray]
     claim_p: dict[str, np.ndarray]          # at jittered inputs
     exact: dict[str, np.ndarray] | None = None
     exact_p: dict[str, np.ndarray] | None = None
 
     def replace(self, idx: np.ndarray, other: _Batch) -> None:
-        for name in ("raw", "d1", "d2", "claim", "claim_p", "exact", "exact_p"):
+        for name in ("raw", "d1", "d2", "d4", "claim", "claim_p", "exact", "exact_p"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine is None or theirs is None:
                 setattr(self, name, None)
@@ -482,8 +498,14 @@ class _GradientCheck:
     def _claim(self, grad: _Caller, raw: dict[str, np.ndarray], m: int) -> dict[str, np.ndarray]:
         count = next(iter(raw.values())).shape[0]
         parts = grad(self._args(raw), count)
-        return {k: self.kit.numpy(p).astype(np.float64).reshape(count, m, -1)
-                for k, p in zip(self.wrt, parts)}
+        out = {}
+        for k, p in zip(self.wrt, parts):
+            a = self.kit.numpy(p).astype(np.float64).reshape(count, -1)
+            entries = m * math.prod(raw[k].shape[1:])
+            if a.shape[1] == 1 < entries:  # a constant returned as a scalar: it broadcasts
+                a = np.broadcast_to(a, (count, entries))
+            out[k] = a.reshape(count, m, -1)
+        return out
 
     def _complex_step(self, fwd: _Caller, raw: dict[str, np.ndarray], m: int) -> dict[str, np.ndarray] | None:
         count = next(iter(raw.values())).shape[0]
@@ -527,15 +549,20 @@ class _GradientCheck:
                                    if g is None else g.reshape(count, -1))
         return {k: torch.stack(rows[k], dim=1).detach().cpu().numpy() for k in self.wrt}
 
-    def _differences(self, fwd: _Caller, raw: dict[str, np.ndarray], m: int
-                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
-        count = next(iter(raw.values())).shape[0]
+    def _differences(self, fwd: _Caller, raw: dict[str, np.ndarray], f0: np.ndarray
+                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+        """Central differences with steps h and 2h, and the 4th difference (f(x+2h) + f(x-2h)
+        - 4 f(x+h) - 4 f(x-h) + 6 f(x)) / 2h: O(h^3) where f is smooth, minus the jump of the
+        slope at a kink exactly at x (relu at 0), where the central differences agree with
+        each other (on the average slope, 0.5) and so cannot see it."""
+        count, m = f0.shape
         d1: dict[str, np.ndarray] = {}
         d2: dict[str, np.ndarray] = {}
+        d4: dict[str, np.ndarray] = {}
         hmin = np.full(count, np.inf)
         for k in self.wrt:
             base = _flat(raw[k]).astype(np.float64)
-            c1, c2 = [], []
+            c1, c2, c4 = [], [], []
             for j in range(base.shape[1]):
                 h = _FD_STEP * np.maximum(1.0, np.abs(base[:, j]))
                 hmin = np.minimum(hmin, h)
@@ -548,11 +575,15 @@ class _GradientCheck:
                 stacked[k] = np.concatenate(points).reshape((4 * count, *raw[k].shape[1:]))
                 vals = self._f(fwd, stacked).reshape(4, count, m)
                 steps = [p[:, j] for p in points]
-                c1.append((vals[0] - vals[1]) / (steps[0] - steps[1])[:, None])
-                c2.append((vals[2] - vals[3]) / (steps[2] - steps[3])[:, None])
+                with np.errstate(all="ignore"):  # overflowing values: handled as non-finite later
+                    c1.append((vals[0] - vals[1]) / (steps[0] - steps[1])[:, None])
+                    c2.append((vals[2] - vals[3]) / (steps[2] - steps[3])[:, None])
+                    c4.append((vals[2] + vals[3] - 4.0 * (vals[0] + vals[1]) + 6.0 * f0)
+                              / (steps[0] - steps[1])[:, None])
             d1[k] = np.stack(c1, axis=2)
             d2[k] = np.stack(c2, axis=2)
-        return d1, d2, hmin
+            d4[k] = np.stack(c4, axis=2)
+        return d1, d2, d4, hmin
 
     def _evaluate(self, fwd: _Caller, grad: _Caller, raw: dict[str, np.ndarray],
                   rng: np.random.Generator) -> _Batch:
@@ -562,8 +593,8 @@ class _GradientCheck:
         noise_f = _noise(f0, self._f(fwd, jittered))
         mags = [_absmax(raw[i.name]) for i in self.ins if i.domain.differentiable] + [_absmax(f0)]
         mag = np.maximum(1.0, np.max(mags, axis=0))
-        d1, d2, hmin = self._differences(fwd, raw, m)
-        batch = _Batch(raw, f0, noise_f, hmin, mag, d1, d2,
+        d1, d2, d4, hmin = self._differences(fwd, raw, f0)
+        batch = _Batch(raw, f0, noise_f, hmin, mag, d1, d2, d4,
                        self._claim(grad, raw, m), self._claim(grad, jittered, m))
         if self.kit.name == "torch":
             batch.exact, batch.exact_p = self._autograd(fwd, raw, m), self._autograd(fwd, jittered, m)
@@ -580,10 +611,12 @@ class _GradientCheck:
         return 6.0 * (EPS * _absmax(b.f0) + b.noise_f) / b.hmin
 
     def _unstable(self, b: _Batch) -> np.ndarray:
-        """Samples where the steps h and 2h disagree: a kink or a jump within the step."""
-        d1, d2 = _cat(b.d1), _cat(b.d2)
+        """Samples with a kink or a jump within the step: the steps h and 2h disagree, or
+        the 4th difference is not small (a kink exactly at the sample)."""
+        d1, d2, d4 = _cat(b.d1), _cat(b.d2), _cat(b.d4)
         with np.errstate(invalid="ignore"):
-            diff = np.where(np.isfinite(d1) & np.isfinite(d2), np.abs(d1 - d2), np.inf).max(axis=1, initial=0.0)
+            gap = np.maximum(np.abs(d1 - d2), np.abs(d4))
+            diff = np.where(np.isfinite(gap), gap, np.inf).max(axis=1, initial=0.0)
         return ~(diff <= self.tol.central * _absmax(d2) + 2 * self._slack(b))
 
     def _bad(self, b: _Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -683,8 +716,10 @@ class _GradientCheck:
             return stop(f"the forward value is not finite at {int(nonfinite.sum())} of {count} "
                         "samples even after redrawing; no finite reference")
         if unstable.any():
-            return stop(f"central differences with steps h and 2h disagree at {int(unstable.sum())} "
-                        f"of {count} samples even after redrawing (a kink or jump everywhere?)")
+            return stop(f"central differences are unstable at {int(unstable.sum())} of {count} samples "
+                        "even after redrawing (a kink or jump within the step, such as relu or abs at 0, "
+                        "or curvature on the scale of the step), e.g. at "
+                        f"{_inputs_at(batch.raw, int(np.argmax(unstable)))}: no witness, no verdict")
         if exact_bad.any():
             truth = "autograd" if mode == "torch" else "complex step"
             return stop(f"the {truth} derivative is not finite at {int(exact_bad.sum())} of {count} samples")
@@ -824,8 +859,10 @@ def check_gradient(forward: Callable[..., Any], gradient: Callable[..., Any], *,
 
     `gradient` returns, per name in `wrt` (a tuple or dict for several), an array of shape
     forward-output shape + input shape (the gradient for a scalar forward, the Jacobian for an
-    array one). Returns a Result: "consistent", "refuted" (with a reproducible counterexample)
-    or "inconclusive"; never "proved". Raises SpecError for malformed arguments only.
+    array one), or a scalar, a constant that broadcasts to that shape; any other shape is an
+    error. Returns a Result: "consistent", "refuted" (with a reproducible counterexample)
+    or "inconclusive" (also where every sample lands on a kink, such as relu at 0); never
+    "proved". Raises SpecError for malformed arguments only.
     """
     start = time.perf_counter()
     for label, fn in (("forward", forward), ("gradient", gradient)):
@@ -838,6 +875,7 @@ def check_gradient(forward: Callable[..., Any], gradient: Callable[..., Any], *,
         raise SpecError(f"name must be a string, got {name!r}")
     ins = _parse_inputs(inputs)
     size_sets = _parse_sizes(sizes, ins)
+    _check_volume(ins, size_sets, samples)
     wrt_names = _parse_wrt(wrt, ins)
     if backend == "torch":
         _require_torch("backend='torch'")
@@ -877,6 +915,7 @@ def check_autograd_function(fn_class: Any, *, inputs: Any, sizes: Any = None,
     _validate_common(samples, seed, rtol)
     ins = _parse_inputs(inputs)
     size_sets = _parse_sizes(sizes, ins)
+    _check_volume(ins, size_sets, samples)
     if not any(i.domain.differentiable for i in ins):
         raise SpecError("no input has a differentiable domain: nothing to check the backward against")
     name = fn_class.__name__
