@@ -1044,7 +1044,7 @@ class _FunctionCheck:
             return None
         mag = max(1.0, xmax, float(np.max(np.abs(f0), initial=0.0)))
         out = {"raw": raw, "u": u, "v": v, "here": here, "there": there, "slack": slack, "fd_err": fd_err,
-               "round": EPS * self.tol.noise_factor * (float(np.max(here["absum"])) +
+               "round": EPS * self.tol.noise_factor * (float(_absmax(here["absum"][None])[0]) +
                                                        float(np.max(here["fd_abs"])) * mag)}
         return out
 
@@ -1117,6 +1117,7 @@ class _FunctionCheck:
             truth = rich
             notes.append(f"the forward does not run on complex tensors: central differences only, "
                          f"at most consistent; relative errors below {_fmt(rtol_used)} cannot be refuted")
+        fails = fails | ~np.isfinite(claim).all(axis=1)  # a NaN backward never passes a comparison
         numeric = (Numeric("torch", "float64", count, primary.max_abs, primary.max_rel, rtol_used),)
         seconds = round(time.perf_counter() - start, 4)
         name = self.fn_class.__name__
