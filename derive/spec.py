@@ -113,6 +113,9 @@ class Identity:
     description: str = ""
     origin: str = ""
     """The file it was loaded from (a spec file or module), if any: reruns name it."""
+    notes: Callable[[Mapping[str, int]], tuple[str, ...]] | None = field(default=None, compare=False)
+    """Facts computed about the identity at one set of sizes, reported with that size's verdict
+    (e.g. the critical points its Hessian classifies)."""
 
     def __post_init__(self) -> None:
         _check_name("identity", self.name)

@@ -10,10 +10,10 @@ from types import ModuleType
 
 from ..errors import UnknownIdentityError
 from ..spec import Identity
-from . import activations, layers, linear, losses, matrix, mlp, optimisation, softmax
+from . import activations, layers, linear, losses, matrix, mlp, optimisation, second_order, softmax
 
 FAMILIES: tuple[ModuleType, ...] = (activations, linear, softmax, losses, mlp, optimisation,
-                                    matrix, layers)
+                                    matrix, layers, second_order)
 
 
 def _collect() -> dict[str, Identity]:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..domains import UNIT_INTERVAL
-from ..ops import erf, exp, half, log, logsumexp, mean, sigmoid, size, softmax, softplus, sqrt, sum_, tanh
+import sympy as sp
+
+from ..errors import SpecError
+from ..ops import (erf, exp, half, log, logsumexp, mean, outer, sigmoid, size, softmax, softplus, sqrt,
+                   sum_, tanh)
 from ..spec import Claim, Definition, Identity, Reference, Variable
 from ._torch import F, torch
-
-import sympy as sp
 
 EPS = sp.Rational(1, 10**5)
 """The eps of F.layer_norm and F.batch_norm (1e-5), exact."""
@@ -203,3 +204,58 @@ IDENTITIES = (
                     "dS = P * (dP - rowsum(dP * P)), dP = G V^T",
     ),
 )
+
+
+def _deltas(v: Any, depth: int) -> list[Any]:
+    """delta^(L+1) = z^(L+1) - t; delta^l = sigma'(z^l) * (W^(l+1))^T delta^(l+1), as
+    sigma' = a (1 - a); returned as [delta^1, ..., delta^(L+1)]."""
+    out = [getattr(v, f"z{depth + 1}") - v.t]
+    for layer in range(depth, 0, -1):
+        a = getattr(v, f"a{layer}")
+        out.insert(0, a * (1 - a) * (getattr(v, f"W{layer + 1}").T @ out[0]))
+    return out
+
+
+def mlp_backprop_identity(depth: int, *, sizes: dict[str, int] | None = None) -> Identity:
+    """The backprop recurrence through `depth` sigmoid hidden layers and a linear output with
+    E = 1/2 ||z - t||^2: dE/dW^l = delta^l (a^(l-1))^T (a^0 = x), for every layer at once."""
+    if not isinstance(depth, int) or depth < 1:
+        raise SpecError(f"depth must be a positive integer, got {depth!r}")
+    widths = sizes or {f"n{i}": 2 + (i % 2) for i in range(depth + 2)}
+    variables = [Variable("x", ("n0",))]
+    variables += [Variable(f"W{i}", (f"n{i}", f"n{i - 1}")) for i in range(1, depth + 2)]
+    variables.append(Variable("t", (f"n{depth + 1}",)))
+    definitions = []
+    for i in range(1, depth + 2):
+        prev = "x" if i == 1 else f"a{i - 1}"
+        definitions.append(Definition(f"z{i}", lambda v, i=i, prev=prev: getattr(v, f"W{i}") @ getattr(v, prev),
+                                      rf"W^{{({i})}} {prev if i == 1 else f'a^{{({i - 1})}}'}"))
+        if i <= depth:
+            definitions.append(Definition(f"a{i}", lambda v, i=i: sigmoid(getattr(v, f"z{i}")),
+                                          rf"\sigma(z^{{({i})}})"))
+    definitions.append(Definition("E", lambda v: half * sum_((getattr(v, f"z{depth + 1}") - v.t) ** 2),
+                                  r"\frac12 \lVert z - t \rVert^2"))
+    claims = []
+    for i in range(1, depth + 2):
+        prev = "x" if i == 1 else f"a{i - 1}"
+        claims.append(Claim(lambda v, i=i, prev=prev: outer(_deltas(v, depth)[i - 1], getattr(v, prev)),
+                            wrt=f"W{i}", text=rf"\delta^{{({i})}} ({prev if i == 1 else f'a^{{({i - 1})}}'})^\top"))
+
+    def reference(x: Any, *rest: Any) -> Any:
+        *weights, t = rest
+        h = x
+        for W in weights[:-1]:  # noqa: N806
+            h = torch().sigmoid(W @ h)
+        return 0.5 * ((weights[-1] @ h - t) ** 2).sum()
+
+    return Identity(
+        f"mlp_backprop_depth{depth}", variables=tuple(variables), definitions=tuple(definitions),
+        claims=tuple(claims), sizes=(widths,),
+        references=(Reference(f"{depth} sigmoid layers + linear output + 0.5 * squared error in torch",
+                              reference),),
+        family="layers", source="Rumelhart, Hinton & Williams (1986); any depth",
+        description=(f"backprop through {depth} sigmoid hidden layers: delta^l = sigma'(z^l) * "
+                     "(W^(l+1))^T delta^(l+1), dE/dW^l = delta^l a^(l-1)^T"))
+
+
+IDENTITIES = (*IDENTITIES, mlp_backprop_identity(2))
