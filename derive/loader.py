@@ -27,8 +27,10 @@ def load_module(path: str | Path) -> list[Identity]:
         spec.loader.exec_module(module)
     except SpecError as exc:
         raise SpecError(f"{path}: {exc}") from exc
-    except Exception as exc:  # the user's module failed: say where, in one line
-        raise SpecError(f"{path}: importing it raised {type(exc).__name__}: {exc}") from exc
+    except (Exception, SystemExit) as exc:  # the user's module failed: say where, in one line
+        # (an exit() at import would otherwise end derive with the module's exit code, 0 included)
+        text = " ".join(str(exc).split())[:200]
+        raise SpecError(f"{path}: importing it raised {type(exc).__name__}: {text}") from exc
     finally:
         sys.modules.pop(spec.name, None)
     found: list[Identity] = []

@@ -72,8 +72,11 @@ def load_spec(path: str | Path) -> list[Identity]:
                              f"{MAX_BYTES} bytes: split it", where=where)
         with path.open("rb") as fh:
             raw = fh.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise SpecError(f"{where}: cannot read the file ({exc.strerror or exc}); "
+    except ParseError:
+        raise
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        why = getattr(exc, "strerror", None) or exc
+        raise SpecError(f"{ascii(where)[1:-1]}: cannot read the file ({why}); "
                         "give the path of a .derive.toml file") from None
     if len(raw) > MAX_BYTES:
         raise ParseError(f"{where}:1:1: file is over {MAX_BYTES} bytes; split it", where=where)
