@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from hypothesis.configuration import storage_directory
 
 DEFAULT_LIMIT_S = 20.0
 """Wall-time limit of one adversarial test; `@pytest.mark.limit(seconds)` changes it."""
@@ -60,6 +61,8 @@ class _Watch:
         self.violations.append(f"{event} {full}")
 
 
+_HYPOTHESIS = os.path.realpath(storage_directory("", intent_to_write=False).home_directory)
+"""Hypothesis' own cache (its unicode tables): the test harness, not the code under test."""
 _WATCH = _Watch()
 sys.addaudithook(_WATCH.hook)
 
@@ -76,7 +79,7 @@ def _guarded(request: pytest.FixtureRequest, tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     _WATCH.allowed = (os.path.realpath(tmp_path.parent),  # this session's temporary directories
                       os.path.join(os.path.realpath(tempfile.gettempdir()), "pymp-"),  # multiprocessing
-                      "/dev/")
+                      _HYPOTHESIS, "/dev/")
     _WATCH.violations = []
     _WATCH.active = True
     start = time.perf_counter()
