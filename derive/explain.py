@@ -118,13 +118,13 @@ def _explain_at_sizes(identity: Identity, start: float) -> Explanation:
     nodes = {n.name: INode(n.name, (), sp.Symbol(n.name), None if n.expr is None else n.expr,
                            n.parents) for n in graph.nodes.values()}
     steps = tuple(Step("define", n.name, _entries(n.expr, names)) for n in graph.definitions)
-    at = ", ".join(f"{k}={v}" for k, v in sizes.items())
+    at = "; at " + ", ".join(f"{k}={v}" for k, v in sizes.items()) if sizes else ""
     claims = []
     for c, spec in zip(graph.claims, identity.claims):
         proof = prove_claim(c.expr - derivation.derived[c.index], graph)
         claims.append(ClaimExplanation(spec.label, c.wrt, _entries(c.expr, names),
                                        _entries(derivation.derived[c.index], names), spec.text,
-                                       proof.proved, f"{', '.join(proof.methods)}; at {at}",
+                                       proof.proved, ", ".join(proof.methods) + at,
                                        (graph.target, c.wrt) if c.wrt else (graph.target,)))
     indexed = IndexedGraph(identity.name, {}, nodes, graph.target, ())
     return Explanation(identity.name, identity.family, identity.description, identity.source, indexed,

@@ -1,0 +1,36 @@
+"""Shared by the catalog-family tests: deliberately wrong twins, golden derivations."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from derive import Claim, Identity, catalog, check
+from derive.explain import explain
+from derive.latex import render_tex
+from derive.verdict import Result
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def twin(base: Identity, wrt: str | None, formula: Callable[[Any], Any]) -> Identity:
+    """`base` with its claims replaced by one (wrong) claim, under a name of its own."""
+    return dataclasses.replace(base, name=f"{base.name}_wrong", claims=(Claim(formula, wrt=wrt),))
+
+
+def check_twin(base: Identity, wrt: str | None, formula: Callable[[Any], Any]) -> Result:
+    """Check the twin quickly: the numeric refutation does not wait for a proof that cannot
+    succeed (its attempt ends at the short time limit)."""
+    return check(twin(base, wrt, formula), samples=16, seed=3, timeout=3.0)
+
+
+def matches_golden(name: str) -> bool:
+    """The catalog identity's derivation equals tests/golden/NAME.tex (DERIVE_UPDATE_GOLDEN=1
+    rewrites it)."""
+    text = render_tex(explain(catalog.get(name)))
+    golden = GOLDEN / f"{name}.tex"
+    if os.environ.get("DERIVE_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    return text == golden.read_text()
