@@ -14,7 +14,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[torch,test]' '$(TORCH)'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[torch,test,report]' '$(TORCH)'
 	touch $(STAMP)
 
 run: $(STAMP)
