@@ -27,6 +27,8 @@ class Message:
     kind: str  # "item", "timeout", "error"
     value: Any = None
     seconds: float = 0.0
+    stage: str = ""
+    """The stage the work last reported (see `stage`): where a time-out stopped it."""
 
 
 def _mapped_bytes() -> int:
@@ -40,11 +42,28 @@ def _mapped_bytes() -> int:
     return 0
 
 
+_REPORT: Any = None  # the pipe to the parent, inside a worker
+_STAGE = ""
+
+
+def stage(name: str) -> None:
+    """Tell the parent which stage the work is in (named in a time-out); no-op outside a worker."""
+    global _STAGE
+    if _REPORT is not None and name != _STAGE:
+        _STAGE = name
+        _REPORT.send(("stage", name))
+
+
 def _child(conn: Any, work: Callable[[], Iterator[Any]], memory: int) -> None:
+    global _REPORT
+    _REPORT = conn
     try:
         if memory:
             # on top of what the process already maps (torch alone maps hundreds of MB, CUDA GBs)
             limit = _mapped_bytes() + memory
+            _, hard = resource.getrlimit(resource.RLIMIT_AS)
+            if hard != resource.RLIM_INFINITY:  # inside a pool worker that has its own limit
+                limit = min(limit, hard)
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         for item in work():
             conn.send(("item", item))
@@ -70,6 +89,7 @@ class Bounded:
         self._conn, child = ctx.Pipe(duplex=False)
         self._proc = ctx.Process(target=_child, args=(child, work, memory), daemon=True)
         self._timeout = timeout
+        self._stage = ""
         self._start = time.perf_counter()
         self._proc.start()
         child.close()
@@ -78,8 +98,9 @@ class Bounded:
         try:
             while True:
                 left = self._timeout - (time.perf_counter() - self._start)
-                if left <= 0 or not self._conn.poll(left):
-                    yield Message("timeout", seconds=time.perf_counter() - self._start)
+                # what the worker sent in time is read even when the reader comes late
+                if not self._conn.poll(max(left, 0.0)):
+                    yield Message("timeout", seconds=time.perf_counter() - self._start, stage=self._stage)
                     return
                 try:
                     kind, value = self._conn.recv()
@@ -90,7 +111,10 @@ class Bounded:
                     return
                 if kind == "done":
                     return
-                yield Message(kind, value, time.perf_counter() - self._start)
+                if kind == "stage":
+                    self._stage = value
+                    continue
+                yield Message(kind, value, time.perf_counter() - self._start, self._stage)
                 if kind == "error":
                     return
         finally:

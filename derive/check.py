@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import sys
 import time
 import zlib
+from dataclasses import replace
 from functools import partial
+from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from . import backends, catalog, symbolic_n
-from .bounded import Bounded, run_bounded
-from .errors import SpecError
+from .bounded import Bounded, run_bounded, stage
+from .errors import DeriveError, SpecError
 from .numeric import TOLERANCES, NumericOutcome, run_numeric
+from .pool import run_tasks
 from .proof import Proof, prove_claim
 from .spec import Identity
 from .symbolic import Derivation, Graph, build, derive
@@ -42,6 +48,7 @@ def rng_for(seed: int, name: str, size_index: int) -> np.random.Generator:
 
 def _symbolic_work(graph: Graph) -> Callable[[], Iterator[object]]:
     def work() -> Iterator[object]:
+        stage("derivation")
         derivation = derive(graph)
         yield derivation
         for claim in graph.claims:
@@ -61,8 +68,8 @@ def _check_size(identity: Identity, sizes: dict[str, int], index: int, *, names:
         derivation = first.value
     elif first is not None:
         sym_status = "timeout" if first.kind == "timeout" else "error"
-        sym_detail = (f"derivation did not finish within {timeout:g} s" if first.kind == "timeout"
-                      else f"derivation failed: {first.value}")
+        sym_detail = (f"timeout in {first.stage or 'derivation'}: not finished within {timeout:g} s"
+                      if first.kind == "timeout" else f"derivation failed: {first.value}")
     numeric = run_numeric(identity, graph, derivation, backend_names=names, samples=samples,
                           rng=rng_for(seed, identity.name, index), seed=seed, device=device)
     if numeric.counterexample:
@@ -78,8 +85,8 @@ def _check_size(identity: Identity, sizes: dict[str, int], index: int, *, names:
         for msg in stream:
             if msg.kind != "item":
                 sym_status = "timeout" if msg.kind == "timeout" else "error"
-                sym_detail = (f"proof did not finish within {timeout:g} s" if msg.kind == "timeout"
-                              else f"proof failed: {msg.value}")
+                sym_detail = (f"timeout in {msg.stage or 'proof'}: not finished within {timeout:g} s"
+                              if msg.kind == "timeout" else f"proof failed: {msg.value}")
                 break
             proofs.append(msg.value)
         else:
@@ -113,6 +120,9 @@ def _judge(symbolic: Symbolic, numeric: NumericOutcome) -> tuple[str, str]:
                          f"> tol {cx.get('tolerance', 0):.3g}; seed={cx.get('seed')}")
     if symbolic.status == "proved":
         return PROVED, ""
+    if symbolic.status == "timeout":  # a time bound stopped the proof: undecided, not "no proof"
+        return INCONCLUSIVE, (f"{symbolic.detail} (symbolic stage stopped); the numeric check found no "
+                              "counterexample")
     return CONSISTENT, f"no proof ({symbolic.status}{': ' + symbolic.detail if symbolic.detail else ''})"
 
 
@@ -178,24 +188,155 @@ def _collect_for_all_n(worker: Bounded | None, *, proved_here: bool, timeout: fl
             out: symbolic_n.ForAllN = msg.value
             return Symbolic(out.status, round(out.seconds, 4), out.methods, (), out.detail)
         if msg.kind == "timeout":
-            return Symbolic("timeout", round(msg.seconds, 4), detail=f"not finished within {timeout:g} s")
+            return Symbolic("timeout", round(msg.seconds, 4),
+                            detail=f"timeout in {msg.stage or 'the proof for every n'}: "
+                                   f"not finished within {timeout:g} s")
         return Symbolic("error", round(msg.seconds, 4), detail=str(msg.value))
     return Symbolic("error", 0.0, detail="the worker produced nothing")
 
 
+def fingerprint(identity: Identity, **options: object) -> str:
+    """A digest of what decides a verdict: the identity's formulas (their code), sizes and
+    domains, the file it came from, the options (seed, samples, backend...) and this version."""
+    from . import __version__
+
+    h = hashlib.sha256()
+
+    def feed(x: object) -> None:
+        h.update(repr(x).encode())
+        h.update(b"\0")
+
+    def code(fn: Callable[..., object]) -> None:
+        c = getattr(fn, "__code__", None)
+        feed((c.co_code, c.co_consts, c.co_names) if c is not None else fn)
+        for cell in getattr(fn, "__closure__", None) or ():
+            contents = cell.cell_contents
+            feed(contents if not callable(contents) else getattr(contents, "__qualname__", ""))
+
+    feed((__version__, identity.name, identity.target, [dict(s) for s in identity.sizes]))
+    feed([(v.name, v.shape, repr(v.domain)) for v in identity.variables])
+    for d in identity.definitions:
+        feed((d.name, d.text))
+        code(d.formula)
+    for c in identity.claims:
+        feed((c.wrt, c.text))
+        code(c.formula)
+    feed([r.label for r in identity.references])
+    if identity.origin:
+        try:
+            h.update(Path(identity.origin).read_bytes())
+        except OSError:
+            feed(identity.origin)
+    feed(sorted(options.items()))
+    return h.hexdigest()[:32]
+
+
+def _failed(identity: Identity, kind: str, detail: str, seconds: float) -> Result:
+    """The result of a check that did not finish: inconclusive, with what stopped it."""
+    reason = {"timeout": f"timeout: the check did not finish within {detail} s (stopped, the run went on)",
+              "crash": f"the check crashed ({detail}); the run went on without it",
+              "error": f"internal error in the check: {detail} (please report it)"}[kind]
+    status = "timeout" if kind == "timeout" else "error"
+    return Result(identity.name, INCONCLUSIVE, Symbolic(status, round(seconds, 4), detail=reason), (),
+                  round(seconds, 4), reason=reason, family=identity.family)
+
+
+def wall_limit(identity: Identity, timeout: float) -> float:
+    """Wall time allowed for a whole identity: its symbolic stages plus room for the numerics."""
+    return timeout * (len(identity.sizes) + 1) + 30.0
+
+
 def check_all(identities: Iterable[Identity], *, progress: Callable[[int, int, str, Result | None], None]
-              | None = None, seed: int = 0, **options: object) -> Report:
-    """Check many identities in order; `progress(i, total, name, result)` is called around each."""
+              | None = None, seed: int = 0, jobs: int | None = None,
+              on_result: Callable[[Report], None] | None = None,
+              previous: Report | None = None, **options: object) -> Report:
+    """Check many identities; results come back in the order given, whatever finished first.
+
+    `jobs` worker processes (default: the CPU count) check identities in parallel, each
+    isolated: a crash, a hang past `wall_limit` or exhausted memory makes that identity
+    inconclusive and the run goes on. `jobs=0` checks in this process, one after another.
+    `progress(done, total, name, result)` is called as each finishes; `on_result(report)`
+    receives the partial report (complete=False) after each. Results in `previous` whose
+    fingerprint matches are reused, not rechecked (`--resume`). Ctrl-C stops the workers and
+    returns what finished, with complete=False.
+    """
     items = list(identities)
-    results = []
-    for i, identity in enumerate(items):
+    total = len(items)
+    timeout = float(options.get("timeout", DEFAULT_TIMEOUT))  # type: ignore[arg-type]
+    prints = [fingerprint(i, seed=seed, **options) for i in items]
+    done: dict[int, Result] = {}
+    if previous is not None:
+        old = {r.name: r for r in previous.results if r.fingerprint}
+        for k, identity in enumerate(items):
+            r = old.get(identity.name)
+            if r is not None and r.fingerprint == prints[k]:
+                done[k] = r
+    todo = [k for k in range(total) if k not in done]
+
+    def partial(complete: bool) -> Report:
+        return Report(seed, tuple(done[k] for k in sorted(done)), complete)
+
+    def finished(k: int, result: Result) -> None:
+        done[k] = result
         if progress:
-            progress(i, len(items), identity.name, None)
-        result = check(identity, seed=seed, **options)  # type: ignore[arg-type]
-        results.append(result)
-        if progress:
-            progress(i + 1, len(items), identity.name, result)
-    return Report(seed, tuple(results))
+            progress(len(done), total, items[k].name, result)
+        if on_result:
+            on_result(partial(len(done) == total))
+
+    if progress and todo:
+        progress(len(done), total, items[todo[0]].name, None)
+    if jobs is None:
+        jobs = os.cpu_count() or 1
+    if jobs < 0:
+        raise SpecError(f"jobs must be 0 (in this process) or a positive number of workers, got {jobs}")
+    try:
+        if jobs == 0:
+            for k in todo:
+                result = check(items[k], seed=seed, **options)  # type: ignore[arg-type]
+                finished(k, replace(result, fingerprint=prints[k]))
+        else:
+            def work(j: int) -> Result:
+                _one_thread()
+                k = todo[j]
+                return replace(check(items[k], seed=seed, **options),  # type: ignore[arg-type]
+                               fingerprint=prints[k])
+
+            for out in run_tasks(len(todo), work, jobs=jobs,
+                                 limit=lambda j: wall_limit(items[todo[j]], timeout)):
+                k = todo[out.index]
+                if out.kind == "ok":
+                    finished(k, out.value)
+                elif out.kind == "error" and isinstance(out.value, DeriveError):
+                    raise out.value
+                elif out.kind == "error":
+                    finished(k, _failed(items[k], "error", f"{type(out.value).__name__}: {out.value}",
+                                        out.seconds))
+                elif out.kind == "crash":
+                    finished(k, _failed(items[k], "crash", f"worker exit code {out.value}", out.seconds))
+                else:
+                    finished(k, _failed(items[k], "timeout", f"{out.value:g}", out.seconds))
+    except KeyboardInterrupt:
+        report = partial(False)
+        if on_result:
+            on_result(report)
+        raise Interrupted(report) from None
+    return partial(True)
 
 
-__all__ = ["check", "check_all", "rng_for", "REFUTED", "PROVED", "CONSISTENT", "INCONCLUSIVE"]
+def _one_thread() -> None:
+    """In a worker: torch uses one thread (the workers are the parallelism)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during check_all; `.report` holds what finished (complete=False)."""
+
+    def __init__(self, report: Report) -> None:
+        super().__init__("interrupted")
+        self.report = report
+
+
+__all__ = ["check", "check_all", "rng_for", "fingerprint", "wall_limit", "Interrupted",
+           "REFUTED", "PROVED", "CONSISTENT", "INCONCLUSIVE"]

@@ -10,17 +10,20 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
-from typing import Callable, Sequence, TextIO
+from typing import Any, Callable, Sequence, TextIO
 
 from . import __version__, catalog
-from .check import BACKEND_CHOICES, DEFAULT_SAMPLES, DEFAULT_TIMEOUT, check_all
+from .backends import resolve_device
+from .check import BACKEND_CHOICES, DEFAULT_SAMPLES, DEFAULT_TIMEOUT, Interrupted, check_all
 from .errors import DeriveError
 from .explain import explain
 from .loader import resolve
 from .latex import FORMATS, render_markdown, render_standalone, render_tex
 from .spec import Identity
-from .verdict import PROVED, Report, Result
+from .terminal import elapsed, paint, use_color
+from .verdict import PROVED, Report, Result, report_from_json
 
 EXIT_USAGE, EXIT_INTERNAL = 2, 4
 
@@ -92,8 +95,23 @@ def build_parser() -> argparse.ArgumentParser:
                          help="random seed; a refutation prints the seed that reproduces it (default: 0)")
     checker.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
                          help=f"seconds allowed for symbolic work per size (default: {DEFAULT_TIMEOUT:g})")
+    checker.add_argument("--jobs", "-j", type=_integer(0, 1024, "a number of workers from 0 to 1024"),
+                         default=None, metavar="N",
+                         help="worker processes checking identities in parallel, each isolated (a crash "
+                              "or a hang stops only its identity); 0 checks in this process "
+                              "(default: the CPU count)")
+    checker.add_argument("--device", default="cpu", metavar="DEVICE",
+                         help="torch device for the torch backend and autograd: cpu or cuda[:N] (default: cpu)")
+    checker.add_argument("-o", "--output", metavar="FILE",
+                         help="write the JSON results to FILE as each identity finishes (replaced "
+                              "atomically: valid JSON at every moment, also after Ctrl-C)")
+    checker.add_argument("--resume", metavar="FILE",
+                         help="reuse the results in FILE (from -o) of identities whose formulas, "
+                              "seed and options are unchanged; check only the rest")
     checker.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     checker.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
+    checker.add_argument("--no-color", action="store_true",
+                         help="no colour in the table (also off when not on a terminal or NO_COLOR is set)")
     latex = sub.add_parser("latex", help="typeset derivations (LaTeX or Markdown)", description=(
         "Typeset the step-by-step derivation of catalog identities: the definitions, each "
         "chain-rule factor with its rule, the deltas, the result and how the proof closed."))
@@ -104,7 +122,46 @@ def build_parser() -> argparse.ArgumentParser:
                             "numeric evidence; standalone: a complete document (default: tex)")
     latex.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     latex.add_argument("--seed", type=_seed, default=0, help="seed of the numeric check shown (default: 0)")
+    _add_report_parsers(sub)
     return parser
+
+
+def _add_report_parsers(sub: Any) -> None:
+    """`derive report` (one self-contained HTML page) and `derive plot` (one figure)."""
+    report = sub.add_parser("report", help="check identities and write an HTML report", description=(
+        "Check identities and write one self-contained HTML page (no network needed to view it): "
+        "a summary table, then per identity its claim, its derivation as MathML, the numbers, "
+        "the counterexample if refuted, and plots. Needs: pip install 'derive-checker[report]'."))
+    report.add_argument("names", nargs="*", metavar="NAME",
+                        help="catalog identities, spec files (FILE.toml) or Python modules (FILE.py)")
+    report.add_argument("--all", action="store_true", help="the whole catalog")
+    report.add_argument("-o", "--output", metavar="FILE.html", required=True, help="the page to write")
+    report.add_argument("--title", default=None, help="the page title (default: derive report: NAMES)")
+    report.add_argument("--backend", choices=BACKEND_CHOICES, default="all",
+                        help="evaluate claims with numpy, torch or both (default: all)")
+    report.add_argument("--samples", type=_positive_int, default=DEFAULT_SAMPLES,
+                        help=f"random inputs per size (default: {DEFAULT_SAMPLES})")
+    report.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    report.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
+                        help=f"seconds allowed for symbolic work per size (default: {DEFAULT_TIMEOUT:g})")
+    report.add_argument("--no-plots", action="store_true", help="leave the plots out (faster, smaller)")
+    report.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
+    report.add_argument("--no-color", action="store_true", help="no colour in the table printed")
+    plot = sub.add_parser("plot", help="draw one plot of an identity's evidence", description=(
+        "fd: finite-difference error against step size (central vs complex step, the chosen step "
+        "marked); errors: the distribution of the claims' relative errors over the samples; "
+        "himmelblau: contours with the four minima and Adam's paths from the seeds' starting points. "
+        "Needs: pip install 'derive-checker[report]'."))
+    plot.add_argument("name", metavar="NAME", help="a catalog identity, or a spec file or module with --identity")
+    plot.add_argument("--identity", metavar="NAME", help="which identity of the file NAME to plot")
+    plot.add_argument("-o", "--output", metavar="FILE", required=True, help="FILE.png or FILE.svg")
+    plot.add_argument("--kind", choices=("fd", "errors", "himmelblau"), default="fd",
+                      help="which plot (default: fd)")
+    plot.add_argument("--samples", type=_positive_int, default=DEFAULT_SAMPLES,
+                      help=f"random inputs per size for --kind errors (default: {DEFAULT_SAMPLES})")
+    plot.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    plot.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
+                      help=f"seconds allowed for the symbolic derivative (default: {DEFAULT_TIMEOUT:g})")
 
 
 def _fmt_err(result: Result, backend: str) -> str:
@@ -114,8 +171,10 @@ def _fmt_err(result: Result, backend: str) -> str:
     return "-"
 
 
-def render_table(report: Report, out: TextIO) -> None:
-    """The terminal table, then the details a reader needs for anything not proved."""
+def render_table(report: Report, out: TextIO, *, color: bool | None = None) -> None:
+    """The terminal table, then the details a reader needs for anything not proved; verdicts
+    in colour when `color` (by default: when `out` is a terminal and NO_COLOR is unset)."""
+    color = use_color(out) if color is None else color
     rows = [("identity", "verdict", "symbolic", "all n", "numpy rel err", "torch rel err", "time")]
     for r in report.results:
         all_n = {"not applicable": "-"}.get(r.symbolic_n.status, r.symbolic_n.status)
@@ -123,13 +182,16 @@ def render_table(report: Report, out: TextIO) -> None:
                      _fmt_err(r, "torch"), f"{r.seconds:.2f}s"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for i, row in enumerate(rows):
-        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")
+        cells = [cell.ljust(w) for cell, w in zip(row, widths)]
+        if i:
+            cells[1] = paint(cells[1], row[1], color)
+        out.write("  ".join(cells).rstrip() + "\n")
         if i == 0:
             out.write("  ".join("-" * w for w in widths) + "\n")
     for r in report.results:
         details = _details(r)
         if details:
-            out.write(f"\n{r.name}: {r.verdict}\n")
+            out.write(f"\n{r.name}: {paint(r.verdict, r.verdict, color)}\n")
             for line in details:
                 out.write(f"  {line}\n")
     counts = {v: sum(r.verdict == v for r in report.results) for v in ("proved", "consistent",
@@ -169,12 +231,14 @@ class _Progress:
     def __init__(self, stream: TextIO, enabled: bool) -> None:
         self.stream = stream
         self.enabled = enabled and stream.isatty()
+        self.start = time.perf_counter()
 
     def __call__(self, done: int, total: int, name: str, result: Result | None) -> None:
         if not self.enabled:
             return
-        line = (f"[{done}/{total}] checking {name} ..." if result is None
-                else f"[{done}/{total}] {name}: {result.verdict}")
+        clock = elapsed(time.perf_counter() - self.start)
+        line = (f"[{done}/{total} {clock}] checking {name} ..." if result is None
+                else f"[{done}/{total} {clock}] {name}: {result.verdict}")
         self.stream.write("\r\033[K" + line)
         self.stream.flush()
 
@@ -199,17 +263,48 @@ def _list(args: argparse.Namespace, out: TextIO) -> int:
 
 def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     identities = _selected(args)
+    device = resolve_device(args.device)
+    previous = _previous(Path(args.resume)) if args.resume else None
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        _write_atomically(output, Report(args.seed, (), complete=False).to_json() + "\n")
     progress = _Progress(err, not args.no_progress and not args.json)
+
+    def save(partial: Report) -> None:
+        if output is not None:
+            _write_atomically(output, partial.to_json() + "\n")
+
     try:
-        report = check_all(identities, progress=progress, seed=args.seed, backend=args.backend,
-                           samples=args.samples, timeout=args.timeout)
+        report = check_all(identities, progress=progress, seed=args.seed, jobs=args.jobs,
+                           on_result=save, previous=previous, backend=args.backend,
+                           samples=args.samples, timeout=args.timeout, device=device)
+    except Interrupted as stop:
+        progress.close()
+        if stop.report.results:
+            render_table(stop.report, out)
+        err.write(f"derive: interrupted: {len(stop.report.results)} of {len(identities)} identities "
+                  f"finished{f'; their results are in {output}' if output else ''}\n")
+        return 130
     finally:
         progress.close()
+    if output is not None:
+        err.write(f"wrote {output}\n")
     if args.json:
         out.write(report.to_json() + "\n")
     else:
-        render_table(report, out)
+        render_table(report, out, color=use_color(out, disabled=args.no_color))
     return report.exit_code
+
+
+def _previous(path: Path) -> Report:
+    """The results file a run with -o wrote, for --resume."""
+    try:
+        return report_from_json(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DeriveError(f"cannot read {path}: {exc.strerror}; give the file a run wrote with -o") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DeriveError(f"{path} is not a derive results file ({type(exc).__name__}); "
+                          "give the file a run wrote with -o") from exc
 
 
 def _selected(args: argparse.Namespace) -> list[Identity]:
@@ -244,6 +339,42 @@ def _latex(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .report import render_html, require
+
+    require(plots=not args.no_plots)  # a missing extra is reported before any checking
+    identities = _selected(args)
+    progress = _Progress(err, not args.no_progress)
+    try:
+        report = check_all(identities, progress=progress, seed=args.seed, backend=args.backend,
+                           samples=args.samples, timeout=args.timeout)
+    finally:
+        progress.close()
+    title = args.title or ("derive report: the catalog" if args.all else f"derive report: {', '.join(args.names)}")
+    page = render_html(identities, report, title=title, samples=args.samples, timeout=args.timeout,
+                       plots=not args.no_plots)
+    _write_atomically(Path(args.output), page)
+    render_table(report, out, color=use_color(out, disabled=args.no_color))
+    err.write(f"wrote {args.output} ({len(page.encode()) / 1e6:.2f} MB)\n")
+    return report.exit_code
+
+
+def _plot(args: argparse.Namespace, err: TextIO) -> int:
+    from . import plot
+
+    found = resolve(args.name)
+    if args.identity is not None:
+        found = [i for i in found if i.name == args.identity]
+        if not found:
+            raise DeriveError(f"{args.name} defines no identity {args.identity!r}")
+    elif len(found) > 1:
+        raise DeriveError(f"{args.name} defines {len(found)} identities; choose one with --identity "
+                          f"({', '.join(i.name for i in found[:5])}{', ...' if len(found) > 5 else ''})")
+    plot.write(args.kind, found[0], args.output, seed=args.seed, samples=args.samples, timeout=args.timeout)
+    err.write(f"wrote {args.output}\n")
+    return 0
+
+
 def _write_atomically(path: Path, text: str) -> None:
     try:
         tmp = path.with_name(f".{path.name}.tmp")
@@ -273,6 +404,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
             return _check(args, out, err)
         if args.command == "latex":
             return _latex(args, out, err)
+        if args.command == "report":
+            return _report(args, out, err)
+        if args.command == "plot":
+            return _plot(args, err)
         parser.print_help(out)
         return EXIT_USAGE
     except DeriveError as exc:

@@ -425,6 +425,17 @@ def _jitter(env: list[Any], backend: backends.Backend, rng: np.random.Generator,
     return out
 
 
+def _jitter_columns(columns: np.ndarray, rng: np.random.Generator, exact: set[int]) -> np.ndarray:
+    """The inputs moved by 4 ulps with a random sign (discrete inputs kept exact)."""
+    factor = 1.0 + 4.0 * EPS * rng.choice([-1.0, 1.0], size=columns.shape)
+    factor[:, sorted(exact)] = 1.0
+    return columns * factor
+
+
+def _worst_noise(value: np.ndarray, perturbed: list[np.ndarray]) -> np.ndarray:
+    return np.max([_noise(value, p) for p in perturbed], axis=0)
+
+
 def _discrete_slots(identity: Identity, compiled: Compiled) -> set[int]:
     return {i for v in identity.variables if not v.domain.differentiable
             for i in compiled.slots[v.name]}
@@ -443,6 +454,10 @@ def run_numeric(identity: Identity, graph: Graph, derivation: Derivation | None,
                 seed: int, dtype: str = "float64", device: str = "cpu") -> NumericOutcome:
     """Sample, establish the truth from agreeing sources, and judge every claim against it."""
     tol = TOLERANCES[dtype]
+
+    def be(name: str) -> backends.Backend:
+        return backends.get(name, device)
+
     compiled = compile_graph(graph, derivation)
     drawn = sample(identity, graph, compiled, rng, samples, tol)
     inputs = drawn.inputs
@@ -460,20 +475,24 @@ def run_numeric(identity: Identity, graph: Graph, derivation: Derivation | None,
         out.notes.append("torch is not installed: no autograd truth and no torch backend")
     selected = [b for b in backend_names if b != "torch" or have_torch]
     evaluated = list(dict.fromkeys(["numpy", *selected, *(["torch"] if have_torch else [])]))
-    envs = {b: forward(compiled, backends.get(b), backends.get(b).from_numpy(inputs.columns))
+    envs = {b: forward(compiled, be(b), be(b).from_numpy(inputs.columns))
             for b in evaluated}
     exact = _discrete_slots(identity, compiled)
-    envs_p = {b: _jitter(envs[b], backends.get(b), rng, samples, exact) for b in evaluated}
+    # perturbed evaluations measure conditioning: every slot moved by a few ulps, and the whole
+    # forward recomputed from moved inputs (rounding inside an intermediate, e.g. a cancellation)
+    moved = _jitter_columns(inputs.columns, rng, exact)
+    envs_p = {b: [_jitter(envs[b], be(b), rng, samples, exact),
+                  forward(compiled, be(b), be(b).from_numpy(moved))] for b in evaluated}
     floor = _magnitude_floor(envs["numpy"], samples, tol)
     nb = backends.get("numpy")
     target_shape = graph.nodes[graph.target].shape
 
     def run(b: str, prog: Program, env: list[Any]) -> np.ndarray:
-        return _stack(backends.get(b), backends.get(b).run(prog, env), samples)
+        return _stack(be(b), be(b).run(prog, env), samples)
 
     # a library reference is a value claim: the definition must compute what the library does
     value = _stack(nb, _target(compiled, graph, envs["numpy"]), samples)
-    value_noise = _noise(value, _stack(nb, _target(compiled, graph, envs_p["numpy"]), samples))
+    value_noise = _worst_noise(value, [_stack(nb, _target(compiled, graph, e), samples) for e in envs_p["numpy"]])
     for r, ref in enumerate(identity.references if have_torch else ()):
         ref_value, _ = reference_values(identity, r, inputs, graph, device=device)
         cmp = compare(ref_value, value, tol.exact, value_noise, tol.noise_factor, atol=floor)
@@ -489,17 +508,17 @@ def run_numeric(identity: Identity, graph: Graph, derivation: Derivation | None,
         witnesses: dict[str, tuple[np.ndarray, np.ndarray, float, np.ndarray | None]] = {}
         if claim.wrt is None:
             for b in envs:
-                truths[f"definition/{b}"] = (_stack(backends.get(b), _target(compiled, graph, envs[b]),
+                truths[f"definition/{b}"] = (_stack(be(b), _target(compiled, graph, envs[b]),
                                                     samples), b != "numpy")
             idx, hp = high_precision(compiled, graph, inputs.columns, None)
             witnesses["mpmath 40 digits"] = (idx, hp, tol.high_precision, None)
-            primary_p = _stack(nb, _target(compiled, graph, envs_p["numpy"]), samples)
+            primary_p = [_stack(nb, _target(compiled, graph, e), samples) for e in envs_p["numpy"]]
         else:
             if derivation is not None:
                 for b in envs:
                     truths[f"sympy/{b}"] = (run(b, compiled.derived[claim.index], envs[b]), False)
             if have_torch:
-                truths["autograd"] = (autograd_jacobian(compiled, graph, backends.get("torch"),
+                truths["autograd"] = (autograd_jacobian(compiled, graph, be("torch"),
                                                         inputs.columns, claim.wrt, device), True)
                 for r, ref in enumerate(identity.references):
                     _, jac = reference_values(identity, r, inputs, graph, wrt=claim.wrt, device=device)
@@ -513,14 +532,14 @@ def run_numeric(identity: Identity, graph: Graph, derivation: Derivation | None,
             else:
                 idx, hp = high_precision(compiled, graph, inputs.columns, claim.wrt)
                 witnesses["mpmath 40 digits"] = (idx, hp, tol.high_precision, None)
-            primary_p = (run("numpy", compiled.derived[claim.index], envs_p["numpy"])
+            primary_p = ([run("numpy", compiled.derived[claim.index], e) for e in envs_p["numpy"]]
                          if derivation is not None else None)
         if not truths:
             out.status, out.reason = "disagree", f"{label}: no exact truth source available"
             return out
         primary_name = next(iter(truths))
         primary, primary_black_box = truths[primary_name]
-        noise_t = _noise(primary, primary_p) if primary_p is not None else np.zeros(samples)
+        noise_t = _worst_noise(primary, primary_p) if primary_p is not None else np.zeros(samples)
         slack_t = floor if primary_black_box else None
         finite = np.isfinite(primary).all(axis=1)
         if not finite.all():
@@ -548,7 +567,8 @@ def run_numeric(identity: Identity, graph: Graph, derivation: Derivation | None,
                 return out
         for b in selected:
             claimed = run(b, compiled.claims[claim.index], envs[b])
-            noise = np.maximum(noise_t, _noise(claimed, run(b, compiled.claims[claim.index], envs_p[b])))
+            noise = np.maximum(noise_t, _worst_noise(claimed, [run(b, compiled.claims[claim.index], e)
+                                                               for e in envs_p[b]]))
             cmp = compare(claimed, primary, tol.exact, noise, tol.noise_factor, atol=slack_t)
             out.errors.append(BackendError(b, label, cmp))
             if not cmp.ok and out.counterexample is None:

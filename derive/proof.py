@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
+from .bounded import stage
 from .symbolic import NONSMOOTH, Graph
 
 MAX_KINKS = 6
@@ -91,8 +92,10 @@ def _smooth_zero(e: sp.Expr, simplify_ok: bool) -> str | None:
         return "rational normal form after rewriting in exp"
     if clearly_nonzero(e):  # no rung can succeed; simplify could run for minutes
         return None
-    if simplify_ok and sp.simplify(e) == 0:
-        return "simplify"
+    if simplify_ok:
+        stage("simplify")
+        if sp.simplify(e) == 0:
+            return "simplify"
     return None
 
 
@@ -204,10 +207,12 @@ def prove_zero(e: sp.Expr, graph: Graph, *, simplify_ok: bool = True) -> Proof:
 
 def prove_claim(diff: np.ndarray, graph: Graph, *, simplify_ok: bool = True) -> Proof:
     """Prove every entry of claim - derived; stop at the first entry that resists."""
+    stage("proof")
     methods: list[str] = []
     kinks: list[str] = []
     for idx, e in np.ndenumerate(diff):
         p = prove_zero(sp.sympify(e), graph, simplify_ok=simplify_ok)
+        stage("proof")
         if not p.proved:
             where = f"entry {idx}" if idx else "the scalar claim"
             return Proof(False, detail=p.detail or f"claim - derived at {where} not shown zero")

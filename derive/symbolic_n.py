@@ -21,6 +21,7 @@ import sympy as sp
 from .domains import Label, OneHot, Simplex
 from .errors import SpecError, UnsupportedError
 from .indexed import SymArray, canonical
+from .bounded import stage
 from .proof import clearly_nonzero, exp_to_symbols, rational_zero
 from .spec import Identity
 from .steps import Step
@@ -622,6 +623,7 @@ def _ladder(e: sp.Expr, graph: IndexedGraph, simplify_ok: bool) -> tuple[bool, s
         if parts and all(_zero(_rows_to_one(_tidy(p, graph), graph)) for p in parts):
             return True, f"summands zero pointwise ({label})"
     if simplify_ok and not clearly_nonzero(form):
+        stage("simplify")
         if sp.simplify(form) == 0:
             return True, "simplify (definitions expanded)"
     return False, ""
@@ -645,11 +647,13 @@ def work(identity: Identity) -> Iterator[ForAllN]:
         yield ForAllN("not applicable", 0.0, detail=f"{identity.name} has no sizes to vary")
         return
     try:
+        stage("derivation for every n")
         graph = build_indexed(identity)
     except UnsupportedError as exc:
         yield ForAllN("unsupported", time.perf_counter() - start, detail=str(exc))
         return
     derivation = derive_indexed(graph)
+    stage("proof for every n")
     steps = derivation.steps
     methods = []
     for c in graph.claims:

@@ -82,6 +82,9 @@ class Result:
     family: str = ""
     symbolic_n: Symbolic = Symbolic("not applicable", 0.0)
     """The proof with every size a symbol: does the identity hold for all n, or only the sizes tried?"""
+    fingerprint: str = ""
+    """Digest of the identity and the options that judged it (empty when the check did not
+    finish); `derive check --resume` skips an identity whose fingerprint is unchanged."""
 
     @property
     def ok(self) -> bool:
@@ -102,9 +105,11 @@ class Report:
 
     seed: int
     results: tuple[Result, ...] = field(default_factory=tuple)
+    complete: bool = True
+    """False while a run is still writing its results file, or after it was interrupted."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "results": [r.to_dict() for r in self.results]}
+        return {"seed": self.seed, "complete": self.complete, "results": [r.to_dict() for r in self.results]}
 
     def to_json(self, indent: int | None = 2) -> str:
         """Strict JSON: non-finite numbers are written as the strings "inf", "-inf", "nan"."""
@@ -152,5 +157,6 @@ def report_from_json(text: str) -> Report:
         results.append(Result(r["name"], r["verdict"], _symbolic(r["symbolic"]), _numeric(r["numeric"]),
                               r["seconds"], sizes, r.get("reason", ""), r.get("counterexample"),
                               r.get("family", ""),
-                              _symbolic(r.get("symbolic_n", {"status": "not applicable", "seconds": 0.0}))))
-    return Report(data["seed"], tuple(results))
+                              _symbolic(r.get("symbolic_n", {"status": "not applicable", "seconds": 0.0})),
+                              r.get("fingerprint", "")))
+    return Report(data["seed"], tuple(results), bool(data.get("complete", True)))

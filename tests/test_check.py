@@ -66,7 +66,9 @@ def test_a_forward_that_is_never_finite_is_inconclusive() -> None:
 def test_a_symbolic_timeout_still_judges_numerically() -> None:
     result = check(catalog.get("softmax_jacobian"), samples=16, timeout=0.001)
     assert result.symbolic.status == "timeout"
-    assert result.verdict == "consistent"  # correct, but not proved within the time given
+    assert result.verdict == "inconclusive"  # correct, but a time bound stopped the proof
+    assert result.reason.startswith("timeout in derivation: not finished within 0.001 s")
+    assert "no counterexample" in result.reason
     wrong = dataclasses.replace(catalog.get("softmax_jacobian"), name="softmax_plus",
                                 claims=(Claim(lambda v: ops.diag(v.p) + ops.outer(v.p, v.p), wrt="z"),))
     assert check(wrong, samples=16, timeout=0.001).verdict == "refuted"

@@ -6,13 +6,15 @@ A new backend is a module that calls `register` with a `Backend`; nothing else c
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Callable, ContextManager
 
 from ..errors import SpecError, UnsupportedError
 from .program import Program, compile_program, evaluate
 
-__all__ = ["Backend", "Program", "compile_program", "evaluate", "get", "names", "register"]
+__all__ = ["Backend", "Program", "compile_program", "evaluate", "get", "names", "register",
+           "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,14 @@ def names() -> list[str]:
     return list(_REGISTRY)
 
 
-def get(name: str) -> Backend:
-    """The backend called `name`, imported on first use."""
+def get(name: str, device: str = "cpu") -> Backend:
+    """The backend called `name`, imported on first use; torch's can be bound to a device."""
+    if device != "cpu" and name == "torch":
+        key = f"{name}@{device}"
+        if key not in _LOADED:
+            base = get(name)
+            _LOADED[key] = replace(base, from_numpy=partial(base.from_numpy, device=device))
+        return _LOADED[key]
     if name not in _REGISTRY:
         raise SpecError(f"unknown backend {name!r}; choose one of {', '.join(_REGISTRY)}")
     if name not in _LOADED:
@@ -58,6 +66,27 @@ def get(name: str) -> Backend:
             raise UnsupportedError(f"backend {name!r} needs a package that is not installed "
                                    f"({exc.name}); install it, e.g. pip install 'derive-checker[torch]'") from exc
     return _LOADED[name]
+
+
+def resolve_device(device: str) -> str:
+    """Check a torch device name ("cpu", "cuda", "cuda:N") and that it is present here."""
+    text = str(device).strip()
+    kind, _, number = text.partition(":")
+    if kind not in ("cpu", "cuda") or (number and (not number.isdigit() or kind == "cpu")):
+        raise SpecError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
+    if kind == "cpu":
+        return "cpu"
+    try:
+        import torch
+    except ImportError:
+        raise UnsupportedError(f"device {text!r} needs torch, which is not installed; "
+                               "pip install 'derive-checker[torch]'") from None
+    if not torch.cuda.is_available():
+        raise UnsupportedError(f"device {text!r} asked for, but torch sees no CUDA GPU here; use --device cpu")
+    if number and int(number) >= torch.cuda.device_count():
+        raise UnsupportedError(f"device {text!r} does not exist: torch sees "
+                               f"{torch.cuda.device_count()} CUDA device(s)")
+    return text
 
 
 def available(name: str) -> bool:
