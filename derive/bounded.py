@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import resource
+import signal
 import time
 import traceback
 from dataclasses import dataclass
@@ -54,9 +55,24 @@ def stage(name: str) -> None:
         _REPORT.send(("stage", name))
 
 
+def die_with_parent() -> None:
+    """Linux: this process is killed when its parent dies (even by SIGKILL), so no worker
+    outlives the run that started it. Elsewhere a no-op."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
+
+
 def _child(conn: Any, work: Callable[[], Iterator[Any]], memory: int) -> None:
     global _REPORT
     _REPORT = conn
+    die_with_parent()
     try:
         if memory:
             # on top of what the process already maps (torch alone maps hundreds of MB, CUDA GBs)

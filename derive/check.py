@@ -9,7 +9,6 @@ import time
 import zlib
 from dataclasses import replace
 from functools import partial
-from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -196,8 +195,9 @@ def _collect_for_all_n(worker: Bounded | None, *, proved_here: bool, timeout: fl
 
 
 def fingerprint(identity: Identity, **options: object) -> str:
-    """A digest of what decides a verdict: the identity's formulas (their code), sizes and
-    domains, the file it came from, the options (seed, samples, backend...) and this version."""
+    """A digest of what decides a verdict: the identity's formulas (their code, or a spec
+    file's formula text), sizes and domains, the options (seed, samples, backend...) and the
+    version of derive. Editing one identity in a file leaves the others' digests alone."""
     from . import __version__
 
     h = hashlib.sha256()
@@ -222,11 +222,7 @@ def fingerprint(identity: Identity, **options: object) -> str:
         feed((c.wrt, c.text))
         code(c.formula)
     feed([r.label for r in identity.references])
-    if identity.origin:
-        try:
-            h.update(Path(identity.origin).read_bytes())
-        except OSError:
-            feed(identity.origin)
+    feed(identity.origin)
     feed(sorted(options.items()))
     return h.hexdigest()[:32]
 

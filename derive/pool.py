@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Iterator
 
+from .bounded import die_with_parent
+
 WORKER_MEMORY_BYTES = 12 * 1024**3
 """Address space a worker may add to what it inherits (numeric arrays, torch buffers)."""
 
@@ -34,6 +36,7 @@ class Outcome:
 
 def _serve(conn: Connection, work: Callable[[int], Any], memory: int) -> None:
     os.setpgrp()
+    die_with_parent()
     if not os.environ.get("DERIVE_DEBUG"):
         faulthandler.disable()  # a crash is reported by the parent, as one line
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C stops
@@ -59,6 +62,8 @@ def _serve(conn: Connection, work: Callable[[int], Any], memory: int) -> None:
             value, kind = exc, "error"
         try:
             conn.send((index, kind, value, time.perf_counter() - start))
+        except (BrokenPipeError, EOFError):  # the parent is gone
+            return
         except Exception as exc:  # e.g. an exception that does not pickle
             conn.send((index, "error", RuntimeError(f"{type(value).__name__}: {value}; {exc}"),
                        time.perf_counter() - start))

@@ -1,0 +1,192 @@
+"""No lost results: -o written as identities finish, --resume, Ctrl-C and kill -9 mid-run,
+and a spec whose one identity hangs SymPy's simplify next to nine good ones."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sympy as sp
+
+from derive.cli import main
+
+DERIVE = [str(Path(sys.executable).with_name("derive"))]
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _good(count: int, start: int = 0) -> str:
+    return "".join(f'''
+[[identity]]
+name = "sigmoid_{i}"
+variables = {{ x = "real" }}
+define = {{ s = "sigmoid(x)" }}
+wrt = "x"
+claim = "s * (1 - s)"
+''' for i in range(start, start + count))
+
+
+def _hangs_simplify() -> str:
+    """A true claim that only simplify could prove, and on which simplify runs for minutes:
+    sixth roots of expanded sixth powers, each times cos^2 plus the same times sin^2."""
+    x = sp.Symbol("x")
+    defs = [f't{k} = "({sp.expand((x**2 + k)**6)})**(1/6) * cos({k}*x)**2 + sin({k}*x)**2 * (x**2 + {k})'
+            f' - (x**2 + {k})"' for k in range(1, 16)]
+    return f'''
+[[identity]]
+name = "hangs_simplify"
+variables = {{ x = "real" }}
+define = {{ {", ".join(defs)}, f = "x**3 / 3" }}
+wrt = "x"
+claim = "x**2 + {" + ".join(f"t{k}" for k in range(1, 16))}"
+'''
+
+
+def test_one_identity_hanging_simplify_is_inconclusive_and_the_nine_others_are_judged(tmp_path: Path) -> None:
+    spec = tmp_path / "hang.derive.toml"
+    spec.write_text(_hangs_simplify() + _good(9))
+    out = tmp_path / "results.json"
+    start = time.perf_counter()
+    code, text, err = run("check", str(spec), "--timeout", "3", "-j", "2", "-o", str(out), "--samples", "16")
+    elapsed = time.perf_counter() - start
+    assert elapsed < 3 + 5 + 4, elapsed  # the time limit plus 5 s (plus this machine's start-up)
+    assert code == 3, err
+    results = json.loads(out.read_text())["results"]
+    assert [r["verdict"] for r in results] == ["inconclusive"] + ["proved"] * 9
+    assert results[0]["reason"].startswith("timeout in simplify: not finished within 3 s")
+    assert "10 identities: 9 proved, 1 inconclusive" in text
+
+
+def test_results_file_is_complete_json_and_resume_skips_what_is_unchanged(tmp_path: Path) -> None:
+    spec = tmp_path / "good.derive.toml"
+    spec.write_text(_good(3))
+    out = tmp_path / "r.json"
+    code, _, err = run("check", str(spec), "-o", str(out), "--samples", "8")
+    assert code == 0 and f"wrote {out}" in err
+    first = json.loads(out.read_text())
+    assert first["complete"] is True and len(first["results"]) == 3
+    assert all(len(r["fingerprint"]) == 32 for r in first["results"])
+
+    spec.write_text(_good(4))  # one more identity: only it is checked
+    code, _, _ = run("check", str(spec), "--resume", str(out), "-o", str(out), "--samples", "8", "--json")
+    second = json.loads(out.read_text())
+    assert code == 0 and len(second["results"]) == 4
+    # reused results are the very same objects, timings included; the new one is fresh
+    assert second["results"][:3] == first["results"]
+
+    # another seed is other inputs: nothing is reused
+    code, text, _ = run("check", str(spec), "--resume", str(out), "--seed", "1", "--samples", "8", "--json")
+    assert [r["seconds"] for r in json.loads(text)["results"]][:3] != [r["seconds"] for r in first["results"]]
+
+
+def test_a_changed_formula_is_checked_again_on_resume(tmp_path: Path) -> None:
+    spec = tmp_path / "s.derive.toml"
+    spec.write_text(_good(1))
+    out = tmp_path / "r.json"
+    assert run("check", str(spec), "-o", str(out), "--samples", "8")[0] == 0
+    spec.write_text(_good(1).replace('claim = "s * (1 - s)"', 'claim = "s * (1 + s)"'))
+    code, _, _ = run("check", str(spec), "--resume", str(out), "--samples", "8")
+    assert code == 1  # refuted: the old "proved" was not reused
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "cannot read"),
+    ("{not json", "is not a derive results file"),
+    ('{"seed": 0}', "is not a derive results file"),
+])
+def test_a_bad_resume_file_is_one_line(tmp_path: Path, content: str | None, message: str) -> None:
+    path = tmp_path / "r.json"
+    if content is not None:
+        path.write_text(content)
+    code, _, err = run("check", "tanh_derivative", "--resume", str(path))
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def _slow_spec(tmp_path: Path) -> Path:
+    spec = tmp_path / "slow.derive.toml"
+    spec.write_text(_good(2) + _hangs_simplify() + _good(2, start=2))
+    return spec
+
+
+def _wait_for_results(path: Path, count: int, proc: subprocess.Popen, limit: float = 60) -> None:
+    start = time.perf_counter()
+    while time.perf_counter() - start < limit:
+        if path.exists():
+            data = json.loads(path.read_text())  # valid JSON at every moment
+            if len(data["results"]) >= count:
+                return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("no results in time")
+
+
+@pytest.mark.parametrize("how", ["sigint", "sigkill"])
+def test_stopping_mid_run_leaves_a_valid_results_file(tmp_path: Path, how: str) -> None:
+    out = tmp_path / "r.json"
+    proc = subprocess.Popen([*DERIVE, "check", str(_slow_spec(tmp_path)), "-j", "1", "-o", str(out),
+                             "--timeout", "60", "--samples", "8"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        _wait_for_results(out, 2, proc)
+        proc.send_signal(signal.SIGINT if how == "sigint" else signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    data = json.loads(out.read_text())
+    assert data["complete"] is False
+    assert [r["name"] for r in data["results"]][:2] == ["sigmoid_0", "sigmoid_1"]
+    if how == "sigint":
+        assert proc.returncode == 130
+        assert "interrupted: 2 of 5 identities finished" in stderr
+        assert "sigmoid_0" in stdout  # the table of what finished
+        assert "Traceback" not in stderr
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    # the workers and their symbolic children do not outlive the run
+    deadline = time.perf_counter() + 5
+    while _children_of(proc.pid) and time.perf_counter() < deadline:
+        time.sleep(0.1)
+    assert _children_of(proc.pid) == []
+
+
+def _children_of(pid: int) -> list[str]:
+    """Processes whose command line names this run's spec (workers re-parented after a kill)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "slow.derive.toml" in cmd:
+                found.append(entry.name)
+    return found
+
+
+def test_device_and_jobs_options_are_validated() -> None:
+    code, _, err = run("check", "tanh_derivative", "--device", "tpu")
+    assert code == 2 and "unknown device 'tpu'" in err
+    code, _, err = run("check", "tanh_derivative", "--jobs", "-3")
+    assert code == 2 and "--jobs" in err
+    if not os.environ.get("CUDA_VISIBLE_DEVICES") and not _cuda():
+        code, _, err = run("check", "tanh_derivative", "--device", "cuda")
+        assert code == 2 and "no CUDA GPU" in err
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
