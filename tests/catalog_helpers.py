@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from derive import Claim, Identity, catalog, check
 from derive.explain import explain
@@ -24,6 +25,16 @@ def check_twin(base: Identity, wrt: str | None, formula: Callable[[Any], Any]) -
     """Check the twin quickly: the numeric refutation does not wait for a proof that cannot
     succeed (its attempt ends at the short time limit)."""
     return check(twin(base, wrt, formula), samples=16, seed=3, timeout=3.0)
+
+
+def assert_twin_refuted(name: str, wrong: dict[str, tuple[str | None, Callable[[Any], Any]]]) -> Result:
+    """The catalog identity `name` with its claims replaced by wrong[name] = (wrt, formula) is
+    refuted, with a counterexample beyond the tolerance."""
+    result = check_twin(catalog.get(name), *wrong[name])
+    assert result.verdict == "refuted", (result.verdict, result.reason)
+    cx = result.counterexample
+    assert cx is not None and cx["abs_error"] > cx["tolerance"]
+    return result
 
 
 def matches_golden(name: str) -> bool:

@@ -13,8 +13,22 @@ from typing import Any
 import sympy as sp
 
 from ..errors import SpecError
-from ..ops import (erf, exp, half, log, logsumexp, mean, outer, sigmoid, size, softmax, softplus, sqrt,
-                   sum_, tanh)
+from ..ops import (
+    erf,
+    exp,
+    half,
+    log,
+    logsumexp,
+    mean,
+    outer,
+    sigmoid,
+    size,
+    softmax,
+    softplus,
+    sqrt,
+    sum_,
+    tanh,
+)
 from ..spec import Claim, Definition, Identity, Reference, Variable
 from ._torch import F, torch
 
@@ -59,18 +73,18 @@ def _layer_norm_dx(v: Any) -> Any:
 def _batch_norm_dx(v: Any) -> Any:
     """(1/(B sigma)) (B g - sum_b g - x_hat sum_b(g x_hat)) with g = G gamma, per feature."""
     g = v.G * v.gamma[None, :]
-    B = size(v.X, 0)  # noqa: N806
+    B = size(v.X, 0)
     return (B * g - sum_(g, axis=0, keepdims=True)
             - v.X_hat * sum_(g * v.X_hat, axis=0, keepdims=True)) / (B * v.sigma[None, :])
 
 
-def _attention(Q: Any, K: Any, V: Any, G: Any) -> Any:  # noqa: N803
+def _attention(Q: Any, K: Any, V: Any, G: Any) -> Any:
     return (G * F().scaled_dot_product_attention(Q[None], K[None], V[None])[0]).sum()
 
 
-def _attention_dS(v: Any) -> Any:  # noqa: N802
+def _attention_dS(v: Any) -> Any:
     """dS = P * (dP - rowsum(dP * P)) with dP = G V^T: the softmax backward, row by row."""
-    dP = v.G @ v.V.T  # noqa: N806
+    dP = v.G @ v.V.T
     return v.P * (dP - sum_(dP * v.P, axis=-1, keepdims=True))
 
 
@@ -89,7 +103,7 @@ IDENTITIES = (
                 Claim(lambda v: sum_(v.G, axis=0), wrt="b", text=r"\sum_b G_{b\cdot}"),
                 Claim(lambda v: v.G @ v.W, wrt="X", text="G W")),
         sizes=({"B": 2, "n": 3, "m": 2},),
-        references=(Reference("F.linear", lambda X, W, b, G: (G * F().linear(X, W, b)).sum()),),  # noqa: N803
+        references=(Reference("F.linear", lambda X, W, b, G: (G * F().linear(X, W, b)).sum()),),
         family="layers", source="torch.nn.Linear (y = x W^T + b), batched",
         description="linear layer backward: dW = G^T X (sum of delta x^T), db = sum_b G, dX = G W",
     ),
@@ -244,7 +258,7 @@ def mlp_backprop_identity(depth: int, *, sizes: dict[str, int] | None = None) ->
     def reference(x: Any, *rest: Any) -> Any:
         *weights, t = rest
         h = x
-        for W in weights[:-1]:  # noqa: N806
+        for W in weights[:-1]:
             h = torch().sigmoid(W @ h)
         return 0.5 * ((weights[-1] @ h - t) ** 2).sum()
 

@@ -21,7 +21,7 @@ COOKBOOK = "The Matrix Cookbook (Petersen & Pedersen, 2012)"
 SQUARE = ({"n": 2}, {"n": 3})
 
 
-def inverse_jacobian(Y: Any) -> np.ndarray:  # noqa: N803 - the textbook's name
+def inverse_jacobian(Y: Any) -> np.ndarray:
     """d (X^-1)_ij / d X_kl = -(X^-1)_ik (X^-1)_lj, given Y = X^-1 (shape (n, n, n, n))."""
     return -np.transpose(np.multiply.outer(np.asarray(Y, dtype=object), np.asarray(Y, dtype=object)),
                          (0, 3, 1, 2))
@@ -45,7 +45,7 @@ IDENTITIES = (
         claims=(Claim(lambda v: (v.A + v.A.T) @ v.x, wrt="x", text=r"(A + A^\top) x"),
                 Claim(lambda v: v.x[:, None] * v.x[None, :], wrt="A", text=r"x x^\top")),
         sizes=SQUARE,
-        references=(Reference("x @ A @ x in torch", lambda x, A: x @ A @ x),),  # noqa: N803
+        references=(Reference("x @ A @ x in torch", lambda x, A: x @ A @ x),),
         family="matrix", source=f"{COOKBOOK}, eqs. (81), (82)",
         description="d(x^T A x)/dx = (A + A^T) x, d(x^T A x)/dA = x x^T",
     ),
@@ -58,7 +58,7 @@ IDENTITIES = (
                 Claim(lambda v: 2 * v.r[:, None] * v.x[None, :], wrt="A", text=r"2 (A x - b) x^\top")),
         sizes=({"m": 3, "n": 2},),
         references=(Reference("torch.linalg.vector_norm(A @ x - b) ** 2",
-                              lambda A, x, b: torch().linalg.vector_norm(A @ x - b) ** 2),),  # noqa: N803
+                              lambda A, x, b: torch().linalg.vector_norm(A @ x - b) ** 2),),
         family="matrix", source=f"{COOKBOOK}, eq. (84)",
         description="d||Ax - b||^2/dx = 2 A^T (Ax - b), d/dA = 2 (Ax - b) x^T",
     ),
@@ -71,7 +71,7 @@ IDENTITIES = (
         claims=(Claim(lambda v: v.A.T @ v.b, text=r"A^\top b"),),
         sizes=({"m": 3, "n": 2},),
         references=(Reference("A.T @ A @ torch.linalg.pinv(A) @ b",
-                              lambda A, b: A.T @ A @ torch().linalg.pinv(A) @ b),),  # noqa: N803
+                              lambda A, b: A.T @ A @ torch().linalg.pinv(A) @ b),),
         family="matrix", source=f"{COOKBOOK}, sec. 2.4 (least squares); normal equations",
         description="x* = (A^T A)^-1 A^T b solves the normal equations A^T A x* = A^T b "
                     "(the gradient 2 A^T (A x* - b) vanishes)",
@@ -82,7 +82,7 @@ IDENTITIES = (
         definitions=(Definition("f", lambda v: trace(v.A @ v.X), r"\operatorname{tr}(A X)"),),
         claims=(Claim(lambda v: v.A.T, wrt="X", text=r"A^\top"),),
         sizes=SQUARE,
-        references=(Reference("torch.trace(A @ X)", lambda A, X: torch().trace(A @ X)),),  # noqa: N803
+        references=(Reference("torch.trace(A @ X)", lambda A, X: torch().trace(A @ X)),),
         family="matrix", source=f"{COOKBOOK}, eq. (100)",
         description="d tr(AX)/dX = A^T",
     ),
@@ -93,7 +93,7 @@ IDENTITIES = (
         claims=(Claim(lambda v: v.A.T @ v.B.T, wrt="X", text=r"A^\top B^\top"),),
         sizes=({"p": 2, "n": 3, "m": 2},),
         references=(Reference("torch.trace(A @ X @ B)",
-                              lambda A, X, B: torch().trace(A @ X @ B)),),  # noqa: N803
+                              lambda A, X, B: torch().trace(A @ X @ B)),),
         family="matrix", source=f"{COOKBOOK}, eq. (102)",
         description="d tr(AXB)/dX = A^T B^T",
     ),
@@ -105,7 +105,7 @@ IDENTITIES = (
         claims=(Claim(lambda v: (v.A + v.A.T) @ v.X, wrt="X", text=r"(A + A^\top) X"),),
         sizes=({"n": 2, "m": 3},),
         references=(Reference("torch.trace(X.T @ A @ X)",
-                              lambda X, A: torch().trace(X.T @ A @ X)),),  # noqa: N803
+                              lambda X, A: torch().trace(X.T @ A @ X)),),
         family="matrix", source=f"{COOKBOOK}, eq. (108)",
         description="d tr(X^T A X)/dX = (A + A^T) X",
     ),
@@ -117,7 +117,7 @@ IDENTITIES = (
         claims=(Claim(lambda v: -(v.Y @ v.Y).T, wrt="X", text=r"-(X^{-2})^\top"),),
         sizes=SQUARE,
         references=(Reference("torch.trace(torch.linalg.inv(X))",
-                              lambda X: torch().trace(torch().linalg.inv(X))),),  # noqa: N803
+                              lambda X: torch().trace(torch().linalg.inv(X))),),
         family="matrix", source=f"{COOKBOOK}, eq. (113)",
         description="d tr(X^-1)/dX = -(X^-2)^T on invertible X",
     ),
@@ -127,7 +127,7 @@ IDENTITIES = (
         definitions=(Definition("f", lambda v: logdet(v.X), r"\log\det X"),),
         claims=(Claim(lambda v: inv(v.X).T, wrt="X", text=r"X^{-\top}"),),
         sizes=SQUARE,
-        references=(Reference("torch.logdet", lambda X: torch().logdet(X)),),  # noqa: N803
+        references=(Reference("torch.logdet", lambda X: torch().logdet(X)),),
         family="matrix", source=f"{COOKBOOK}, eq. (57); SymPy 1.14 answers 0 (sympy#28618)",
         description="d log det X/dX = X^-T on SPD X (SymPy's MatrixSymbol calculus says 0)",
     ),
@@ -137,7 +137,7 @@ IDENTITIES = (
         definitions=(Definition("f", lambda v: det(v.X), r"\det X"),),
         claims=(Claim(lambda v: v.f * inv(v.X).T, wrt="X", text=r"\det(X) X^{-\top}"),),
         sizes=SQUARE,
-        references=(Reference("torch.linalg.det", lambda X: torch().linalg.det(X)),),  # noqa: N803
+        references=(Reference("torch.linalg.det", lambda X: torch().linalg.det(X)),),
         family="matrix", source=f"{COOKBOOK}, eq. (49) (Jacobi's formula)",
         description="d det X/dX = det(X) X^-T on invertible X",
     ),
@@ -148,7 +148,7 @@ IDENTITIES = (
         claims=(Claim(lambda v: inverse_jacobian(v.Y), wrt="X",
                       text=r"\partial Y_{ij}/\partial X_{kl} = -Y_{ik} Y_{lj}"),),
         sizes=({"n": 2},),
-        references=(Reference("torch.linalg.inv", lambda X: torch().linalg.inv(X)),),  # noqa: N803
+        references=(Reference("torch.linalg.inv", lambda X: torch().linalg.inv(X)),),
         family="matrix", source=f"{COOKBOOK}, eq. (59)",
         description="dX^-1 = -X^-1 dX X^-1, entry by entry: d(X^-1)_ij/dX_kl = -(X^-1)_ik (X^-1)_lj",
     ),
@@ -160,7 +160,7 @@ IDENTITIES = (
         claims=(Claim(lambda v: -(v.Y @ v.V @ v.Y), wrt="t", text=r"-Y V Y"),),
         sizes=({"n": 2},),
         references=(Reference("torch.linalg.inv(X + t V)",
-                              lambda X, V, t: torch().linalg.inv(X + t * V)),),  # noqa: N803
+                              lambda X, V, t: torch().linalg.inv(X + t * V)),),
         family="matrix", source=f"{COOKBOOK}, eq. (59) along a direction V",
         description="d/dt (X + tV)^-1 = -(X + tV)^-1 V (X + tV)^-1",
     ),
@@ -171,7 +171,7 @@ IDENTITIES = (
         claims=(Claim(lambda v: v.X / v.f, wrt="X", text=r"X / \lVert X \rVert_F"),),
         sizes=({"n": 2, "m": 3},),
         references=(Reference("torch.linalg.matrix_norm(X, 'fro')",
-                              lambda X: torch().linalg.matrix_norm(X, "fro")),),  # noqa: N803
+                              lambda X: torch().linalg.matrix_norm(X, "fro")),),
         family="matrix", source=f"{COOKBOOK}, eq. (123)",
         description="d||X||_F/dX = X / ||X||_F",
     ),
@@ -183,7 +183,7 @@ IDENTITIES = (
         claims=(Claim(lambda v: 2 * v.A.T @ v.R, wrt="X", text=r"2 A^\top (A X - B)"),),
         sizes=({"p": 3, "n": 2, "m": 2},),
         references=(Reference("torch.linalg.matrix_norm(A @ X - B) ** 2",
-                              lambda A, X, B: torch().linalg.matrix_norm(A @ X - B) ** 2),),  # noqa: N803
+                              lambda A, X, B: torch().linalg.matrix_norm(A @ X - B) ** 2),),
         family="matrix", source=f"{COOKBOOK}, eq. (126) (least squares with many right-hand sides)",
         description="d||AX - B||_F^2/dX = 2 A^T (AX - B)",
     ),
