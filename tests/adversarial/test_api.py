@@ -198,3 +198,21 @@ def test_constant_like_variable_names_are_plain_variables(name: str) -> None:
 def test_code_like_variable_names_are_refused(name: str) -> None:
     with pytest.raises(SpecError, match="is not valid"):
         Variable(name, ())
+
+
+OVERFLOWING_CLAIM = Identity(
+    "overflowing_claim", variables=(Variable("x", ()),),
+    definitions=(Definition("f", lambda v: v.x / ops.exp(ops.exp(v.x) ** -2)),),
+    # the right derivative, written so that float64 gives inf/inf = nan for x < -3.6 or so
+    claims=(Claim(lambda v: (ops.exp(ops.exp(v.x) ** -2) + 2 * v.x * ops.exp(ops.exp(v.x) ** -2) * ops.exp(v.x) ** -2)
+                  / ops.exp(ops.exp(v.x) ** -2) ** 2, wrt="x"),))
+
+
+@pytest.mark.xfail(strict=True, reason="lead (numeric.py): a correct claim whose float64 evaluation "
+                   "overflows to nan (inf/inf) where the truth is finite is refuted when the proof does "
+                   "not finish; expected inconclusive (or an mpmath evaluation of the claim there). "
+                   "Found by test_fuzz at x = -3.96")
+def test_a_correct_claim_that_overflows_in_float64_is_never_refuted() -> None:
+    result = check(OVERFLOWING_CLAIM, backend="numpy", samples=64, timeout=0.001)
+    assert result.symbolic.status == "timeout"
+    assert result.verdict != "refuted", result.reason

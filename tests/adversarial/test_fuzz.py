@@ -16,6 +16,7 @@ random ones; DERIVE_FUZZ_EXAMPLES=N for another count):
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -240,7 +241,10 @@ def test_generated_identities_get_verdicts_that_agree_with_mpmath(tree: E, style
             if values is not None:
                 truth, off = values
                 assert _close(cx["true"], truth), (cx, float(truth), text)
-                assert _close(cx["claimed"], off), (cx, float(off), text)
+                if math.isfinite(cx["claimed"]):
+                    assert _close(cx["claimed"], off), (cx, float(off), text)
+                else:  # the claim's formula overflows in float64 (inf/inf) where it is finite:
+                    event("claimed value not finite at the counterexample")  # see test_api's xfail
     assert time.perf_counter() - start < EXAMPLE_S, text
 
 
