@@ -144,6 +144,10 @@ def _add_report_parsers(sub: Any) -> None:
     report.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     report.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
                         help=f"seconds allowed for symbolic work per size (default: {DEFAULT_TIMEOUT:g})")
+    report.add_argument("--jobs", "-j", type=_integer(0, 1024, "a number of workers from 0 to 1024"),
+                        default=None, metavar="N",
+                        help="worker processes for the checks and for the page's derivations and plots; "
+                             "0 works in this process (default: the CPU count)")
     report.add_argument("--no-plots", action="store_true", help="leave the plots out (faster, smaller)")
     report.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
     report.add_argument("--no-color", action="store_true", help="no colour in the table printed")
@@ -347,12 +351,12 @@ def _report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     progress = _Progress(err, not args.no_progress)
     try:
         report = check_all(identities, progress=progress, seed=args.seed, backend=args.backend,
-                           samples=args.samples, timeout=args.timeout)
+                           samples=args.samples, timeout=args.timeout, jobs=args.jobs)
     finally:
         progress.close()
     title = args.title or ("derive report: the catalog" if args.all else f"derive report: {', '.join(args.names)}")
     page = render_html(identities, report, title=title, samples=args.samples, timeout=args.timeout,
-                       plots=not args.no_plots)
+                       plots=not args.no_plots, jobs=args.jobs)
     _write_atomically(Path(args.output), page)
     render_table(report, out, color=use_color(out, disabled=args.no_color))
     err.write(f"wrote {args.output} ({len(page.encode()) / 1e6:.2f} MB)\n")

@@ -10,6 +10,7 @@ descriptions, formulas, inputs from spec files) is escaped with html.escape.
 from __future__ import annotations
 
 import html
+import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -43,9 +44,9 @@ def require(*, plots: bool = True) -> None:
     """Raise the one-line install hint now if the report's optional dependencies are missing."""
     _converter()
     if plots:
-        from .plot import _matplotlib
+        from .plot import warm_up
 
-        _matplotlib()
+        warm_up()
 
 
 # --- LaTeX lines -> MathML ----------------------------------------------------------------
@@ -178,7 +179,7 @@ code, pre { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size:
 pre { background: #f6f8fa; padding: .7em; overflow-x: auto; }
 .counterexample { border-left: 4px solid #cf222e; padding: .2em 1em; background: #fff5f5; }
 .plots { display: flex; flex-wrap: wrap; gap: 1em; } .plots svg { max-width: 100%; height: auto; }
-.note { color: #57606a; } .meta { color: #57606a; font-size: .92em; }
+.note { color: #57606a; } .meta { color: #57606a; font-size: .92em; } .wide { overflow-x: auto; }
 """
 
 
@@ -294,10 +295,63 @@ def _himmelblau(identities: list[Identity]) -> str:
     return ""
 
 
+def _section(identity: Identity, result: Result, k: int, *, seed: int, samples: int, timeout: float,
+             plots: bool) -> str:
+    """One identity's part of the page (its derivation and plots are computed here)."""
+    parts = [f'<section><h2 id="{_anchor(k)}">{_e(result.name)} {_badge(result.verdict)}</h2>']
+    source = identity.origin or identity.source
+    parts.append(f"<p>{_e(identity.description)}</p>"
+                 + (f'<p class="meta">source: {_e(source)}</p>' if source else ""))
+    parts.append("<h3>Claim</h3>" + _claim(identity))
+    if result.reason:
+        parts.append(f"<p>{_e(result.reason)}</p>")
+    if result.counterexample:
+        parts.append(_counterexample(result.counterexample))
+    lines, why = _lines_of(identity, timeout)
+    if lines is None:
+        parts.append(f'<h3>Derivation</h3><p class="note">Not typeset: {_e(why)}</p>')
+    else:
+        parts.append('<h3>Derivation</h3><div class="wide">' + derivation_table(lines)[0] + "</div>")
+    parts.append("<h3>Numbers</h3>" + _numbers(result))
+    if plots:
+        parts.append(_plots(identity, k, seed=seed, samples=samples, timeout=timeout))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _sections(identities: list[Identity], report: Report, *, samples: int, timeout: float,
+              plots: bool, jobs: int | None) -> list[str]:
+    """Every identity's section, then the Himmelblau one (where plots are on): computed in
+    `jobs` forked workers at once (default: the CPU count; 0: here, one after another)."""
+    from .pool import run_tasks
+
+    def work(i: int) -> str:
+        if i == len(identities):
+            return _himmelblau(identities)
+        return _section(identities[i], report.results[i], i, seed=report.seed, samples=samples,
+                        timeout=timeout, plots=plots)
+
+    count = len(identities) + plots
+    jobs = os.cpu_count() or 1 if jobs is None else jobs
+    if jobs == 0:
+        return [work(i) for i in range(count)]
+    out = [""] * count
+    limit = lambda i: timeout * (2 + len(identities[i].sizes) if i < len(identities) else 1) + 60  # noqa: E731
+    for outcome in run_tasks(count, work, jobs=jobs, limit=limit):
+        if outcome.kind == "ok":
+            out[outcome.index] = outcome.value
+        else:
+            what = identities[outcome.index].name if outcome.index < len(identities) else "the Himmelblau plot"
+            out[outcome.index] = (f'<section><p class="note">Could not render {_e(what)}: {_e(outcome.kind)} '
+                                  f"({_e(outcome.value)})</p></section>")
+    return out
+
+
 def render_html(identities: list[Identity], report: Report, *, title: str = "derive report",
                 samples: int = DEFAULT_SAMPLES, timeout: float = DEFAULT_TIMEOUT,
-                plots: bool = True) -> str:
-    """The page for `report` (one result per identity of `identities`, in order)."""
+                plots: bool = True, jobs: int | None = None) -> str:
+    """The page for `report` (one result per identity of `identities`, in order); `jobs`
+    worker processes compute the sections (default: the CPU count; 0: in this process)."""
     require(plots=plots)
     if len(identities) != len(report.results):
         raise DeriveError(f"{len(identities)} identities but {len(report.results)} results")
@@ -310,27 +364,7 @@ def render_html(identities: list[Identity], report: Report, *, title: str = "der
              f"<h1>{_e(title)}</h1>",
              f'<p class="meta">{len(report.results)} identities: {_e(counts)}; seed {report.seed}; '
              f"{samples} samples per size; derive {_e(__version__)}</p>",
-             _summary(report, backends)]
-    for k, (identity, result) in enumerate(zip(identities, report.results)):
-        parts.append(f'<section><h2 id="{_anchor(k)}">{_e(result.name)} {_badge(result.verdict)}</h2>')
-        about = " ".join(_e(x) for x in (identity.description,) if x)
-        source = identity.origin or identity.source
-        parts.append(f"<p>{about}</p>" + (f'<p class="meta">source: {_e(source)}</p>' if source else ""))
-        parts.append("<h3>Claim</h3>" + _claim(identity))
-        if result.reason:
-            parts.append(f"<p>{_e(result.reason)}</p>")
-        if result.counterexample:
-            parts.append(_counterexample(result.counterexample))
-        lines, why = _lines_of(identity, timeout)
-        if lines is None:
-            parts.append(f'<h3>Derivation</h3><p class="note">Not typeset: {_e(why)}</p>')
-        else:
-            parts.append("<h3>Derivation</h3>" + derivation_table(lines)[0])
-        parts.append("<h3>Numbers</h3>" + _numbers(result))
-        if plots:
-            parts.append(_plots(identity, k, seed=report.seed, samples=samples, timeout=timeout))
-        parts.append("</section>")
-    if plots:
-        parts.append(_himmelblau(identities))
-    parts.append("</body></html>\n")
+             _summary(report, backends),
+             *_sections(identities, report, samples=samples, timeout=timeout, plots=plots, jobs=jobs),
+             "</body></html>\n"]
     return "\n".join(parts)

@@ -49,7 +49,7 @@ def external_references(page: str) -> list[str]:
     """Everything in the page's markup and CSS that would make a browser fetch something."""
     found = []
     for tag in re.findall(r"<[^>]+>", page):
-        found += re.findall(r'\b(?:src|href|action|poster|data|srcset)\s*=\s*["\']?(?!#)([^"\'\s>]+)', tag)
+        found += re.findall(r'\b(?:src|href|action|poster|data|srcset)\s*=\s*["\']?(?!#|data:)([^"\'\s>]+)', tag)
         found += re.findall(r"^<(?:link|iframe|object|embed|script\b[^>]*\bsrc)\b.*", tag, flags=re.I)
     found += re.findall(r"url\(\s*['\"]?(?!#)([^)'\"]+)|@import[^;]*", page)
     return found
@@ -196,7 +196,8 @@ def test_check_no_color_flag_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> N
 def test_the_reference_scanner_finds_what_a_browser_would_fetch() -> None:
     page = ('<img src="https://cdn.example/x.png"><link rel="stylesheet" href="a.css">'
             '<style>@import "b.css"; p { background: url(c.png) }</style><script src=d.js></script>'
-            '<svg><use href="#local"/></svg><p>src=x in text</p>')
+            '<svg><use href="#local"/><image xlink:href="data:image/png;base64,AAAA"/></svg>'
+            '<p>src=x in text</p>')
     found = external_references(page)
     assert {"https://cdn.example/x.png", "a.css", "c.png", "d.js"} <= set(found)
-    assert not any("local" in f or f == "x" for f in found)
+    assert not any("local" in f or "data:" in f or f == "x" for f in found)
