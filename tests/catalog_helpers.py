@@ -24,7 +24,7 @@ def twin(base: Identity, wrt: str | None, formula: Callable[[Any], Any]) -> Iden
 def check_twin(base: Identity, wrt: str | None, formula: Callable[[Any], Any]) -> Result:
     """Check the twin quickly: the numeric refutation does not wait for a proof that cannot
     succeed (its attempt ends at the short time limit)."""
-    return check(twin(base, wrt, formula), samples=16, seed=3, timeout=3.0)
+    return check(twin(base, wrt, formula), samples=16, seed=3, timeout=1.5)
 
 
 def assert_twin_refuted(name: str, wrong: dict[str, tuple[str | None, Callable[[Any], Any]]]) -> Result:
