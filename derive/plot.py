@@ -360,7 +360,7 @@ def errors_figure(errors: SampleErrors) -> Any:
                   f"({zeros} of {everything.size} exactly 0, drawn at {math.log10(ZERO_FLOOR):g})")
     ax.set_ylabel("samples")
     ax.set_title(f"{errors.name}: claim vs SymPy derivative")
-    ax.legend(loc="upper right")
+    ax.legend(loc="best")
     return fig
 
 
