@@ -156,7 +156,9 @@ def _add_report_parsers(sub: Any) -> None:
         "marked); errors: the distribution of the claims' relative errors over the samples; "
         "himmelblau: contours with the four minima and Adam's paths from the seeds' starting points. "
         "Needs: pip install 'derive-checker[report]'."))
-    plot.add_argument("name", metavar="NAME", help="a catalog identity, or a spec file or module with --identity")
+    plot.add_argument("name", metavar="NAME",
+                      help="a catalog identity, or a spec file or module (with several identities: "
+                           "choose one with --identity)")
     plot.add_argument("--identity", metavar="NAME", help="which identity of the file NAME to plot")
     plot.add_argument("-o", "--output", metavar="FILE", required=True, help="FILE.png or FILE.svg")
     plot.add_argument("--kind", choices=("fd", "errors", "himmelblau"), default="fd",
