@@ -201,3 +201,22 @@ def test_the_reference_scanner_finds_what_a_browser_would_fetch() -> None:
     found = external_references(page)
     assert {"https://cdn.example/x.png", "a.css", "c.png", "d.js"} <= set(found)
     assert not any("local" in f or "data:" in f or f == "x" for f in found)
+
+
+def test_progress_line_shows_the_elapsed_time_on_a_terminal_only() -> None:
+    from derive.cli import _Progress
+
+    tty, plain = FakeTTY(), io.StringIO()
+    for stream in (tty, plain):
+        progress = _Progress(stream, True)
+        progress(0, 2, "a", None)
+        progress(1, 2, "a", _report().results[0])
+        progress.close()
+    assert re.search(r"\[0/2 \d+\.\ds\] checking a \.\.\..*\[1/2 \d+\.\ds\] a: proved", tty.getvalue())
+    assert plain.getvalue() == ""
+
+
+def test_elapsed_is_short() -> None:
+    from derive.terminal import elapsed
+
+    assert (elapsed(4.21), elapsed(65.2), elapsed(3600)) == ("4.2s", "1m05s", "60m00s")
