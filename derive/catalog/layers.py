@@ -12,6 +12,7 @@ from typing import Any
 
 import sympy as sp
 
+from ..domains import Real
 from ..errors import SpecError
 from ..ops import (
     erf,
@@ -88,6 +89,7 @@ def _attention_dS(v: Any) -> Any:
     return v.P * (dP - sum_(dP * v.P, axis=-1, keepdims=True))
 
 
+UNIT_NORMAL = Real(scale=1.0)
 GELU_SOURCE = "Hendrycks & Gimpel, Gaussian Error Linear Units (2016); torch.nn.GELU"
 NORM_SOURCE = ("Ba et al., Layer Normalization (2016); Ioffe & Szegedy, Batch Normalization (2015); "
                "the compact backward as in fused kernels")
@@ -201,8 +203,10 @@ IDENTITIES = (
     ),
     Identity(
         "attention_backward",
-        variables=(Variable("Q", ("n", "d")), Variable("K", ("m", "d")), Variable("V", ("m", "e")),
-                   Variable("G", ("n", "e"))),
+        # unit-variance queries and keys: logits of variance about 1, the regime the 1/sqrt(d)
+        # scaling is for (at scale 2 the softmax saturates and dS is mostly cancellation)
+        variables=(Variable("Q", ("n", "d"), UNIT_NORMAL), Variable("K", ("m", "d"), UNIT_NORMAL),
+                   Variable("V", ("m", "e")), Variable("G", ("n", "e"))),
         definitions=(Definition("S", lambda v: v.Q @ v.K.T / sqrt(size(v.Q, 1)), r"Q K^\top / \sqrt{d}"),
                      Definition("P", lambda v: softmax(v.S, axis=-1), r"\operatorname{softmax}(S)"),
                      Definition("O", lambda v: v.P @ v.V, "P V"),
