@@ -97,6 +97,8 @@ def _check_size(identity: Identity, sizes: dict[str, int], index: int, *, names:
     symbolic = Symbolic(sym_status, round(sym_seconds, 4), methods, kinks, sym_detail)
     verdict, reason = _judge(symbolic, numeric)
     notes = list(numeric.notes)
+    if identity.notes is not None:  # e.g. the critical points an identity computes and classifies
+        notes.extend(identity.notes(dict(sizes)))
     if kinks and verdict == PROVED:
         notes.append(f"proved away from the kinks {', '.join(kinks)} (not differentiable there)")
     return SizeResult(dict(sizes), verdict, symbolic, _numeric_summary(numeric, samples), reason,

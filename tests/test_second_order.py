@@ -124,3 +124,20 @@ def test_critical_points_need_a_polynomial() -> None:
 @pytest.mark.parametrize("name", ["himmelblau_hessian"])
 def test_derivation_matches_its_golden_file(name: str) -> None:
     assert matches_golden(name)
+
+
+def test_derive_check_lists_the_nine_critical_points_with_their_type() -> None:
+    import io
+
+    from derive.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["check", "himmelblau_critical_points", "--samples", "8"], out=out, err=err) == 0
+    text = out.getvalue()
+    assert "9 critical points: 4 minima, 1 maximum, 4 saddles" in text
+    lines = [line.strip() for line in text.splitlines() if " at (" in line]
+    assert len(lines) == 9
+    assert sum(line.startswith("minimum") for line in lines) == 4
+    assert sum(line.startswith("saddle") for line in lines) == 4
+    assert any(line.startswith("maximum at (-0.270845, -0.923039)") for line in lines)
+    assert any(line.startswith("minimum at (3.000000, 2.000000)") for line in lines)

@@ -28,6 +28,11 @@ def _erf(a: Any) -> Any:
 _real_erf = np.vectorize(math.erf, otypes=[float])
 
 
+def _shift(*args: Any) -> Any:
+    """The argument with the largest real part (complex-step inputs keep their tiny imaginary part)."""
+    return reduce(lambda a, b: np.where(np.real(a) >= np.real(b), a, b), args)
+
+
 def _piecewise(pieces: list[tuple[Any, Any]]) -> Any:
     result = pieces[-1][0]
     for value, cond in reversed(pieces[:-1]):
@@ -47,7 +52,7 @@ OPS = {
     "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh, "sin": np.sin,
     "cos": np.cos, "tan": np.tan, "sinh": np.sinh, "cosh": np.cosh, "atan": np.arctan,
     "abs": np.abs, "sign": np.sign, "heaviside": lambda a: np.heaviside(a, 0.5),
-    "erf": _erf,
+    "erf": _erf, "shift": _shift,
 }
 
 

@@ -64,6 +64,8 @@ def _lower(e: Any, index: dict[sp.Symbol, Op]) -> Op:
         for value, cond in e.args:
             pieces.append((_lower(value, index), _lower_cond(cond, index)))
         return ("piecewise", *pieces)
+    if isinstance(e, Shift):
+        return ("fn", "shift", *(_lower(a, index) for a in e.args))
     name = FUNCTIONS.get(type(e))
     if name is not None:
         if isinstance(e, sp.Heaviside):
@@ -82,10 +84,63 @@ def _lower_cond(c: Any, index: dict[sp.Symbol, Op]) -> Op:
     return (name, _lower(c.lhs, index), _lower(c.rhs, index))
 
 
+class Shift(sp.Function):
+    """The largest of its arguments (by real part): the shift that keeps a sum of exponentials
+    finite. Evaluated only, never differentiated: the identities it serves hold for any shift."""
+
+
+def _exponent(term: sp.Expr) -> sp.Expr | None:
+    if isinstance(term, sp.exp):
+        return term.args[0]
+    if term.is_Rational and term > 0:
+        return sp.log(term)
+    return None
+
+
+def _exponents(e: sp.Expr) -> list[sp.Expr] | None:
+    """b_k when e = sum_k exp(b_k) (positive constants count, as exp(log c)), with one exp at least."""
+    if not isinstance(e, sp.Add) or not any(isinstance(a, sp.exp) for a in e.args):
+        return None
+    found = [_exponent(a) for a in e.args]
+    return None if any(b is None for b in found) else found  # type: ignore[return-value]
+
+
+def stabilise(e: sp.Expr) -> sp.Expr:
+    """Rewrite sums of exponentials so that float64 evaluates them without overflow.
+
+    log(sum_k exp(b_k)) becomes M + log(sum_k exp(b_k - M)), and (sum_k exp(b_k))^-p in a
+    denominator becomes exp(-p M) (sum_k exp(b_k - M))^-p (the exp(-p M) then merges with the
+    numerator's exponential), where M = Shift(b_1, ..., b_n). Exact for every M, so only the
+    rounding changes: softmax at z = 1000, logsumexp, softplus, log-sigmoid stay finite.
+    """
+    def log_sum(x: sp.Expr) -> sp.Expr:
+        b = _exponents(x.args[0])
+        shift = Shift(*b)
+        return shift + sp.log(sp.Add(*(sp.exp(bk - shift) for bk in b)))
+
+    def inverse_sum(x: sp.Expr) -> sp.Expr:
+        b = _exponents(x.base)
+        shift = Shift(*b)
+        return sp.exp(x.exp * shift) * sp.Add(*(sp.exp(bk - shift) for bk in b)) ** x.exp
+
+    def merge(x: sp.Expr) -> sp.Expr:
+        exps = [a for a in x.args if isinstance(a, sp.exp)]
+        rest = [a for a in x.args if not isinstance(a, sp.exp)]
+        return sp.Mul(*rest, sp.exp(sp.Add(*(a.args[0] for a in exps)), evaluate=False))
+
+    e = e.replace(lambda x: isinstance(x, sp.log) and _exponents(x.args[0]) is not None, log_sum)
+    e = e.replace(lambda x: isinstance(x, sp.Pow) and x.exp.is_negative and _exponents(x.base) is not None,
+                  inverse_sum)
+    if not e.has(Shift):
+        return e
+    return e.replace(lambda x: isinstance(x, sp.Mul) and sum(isinstance(a, sp.exp) for a in x.args) > 1
+                     and any(a.has(Shift) for a in x.args if isinstance(a, sp.exp)), merge)
+
+
 def compile_program(exprs: Sequence[Any], inputs: Sequence[sp.Symbol]) -> Program:
     """Common subexpressions eliminated once; each expression lowered to operation tuples."""
     index: dict[sp.Symbol, Op] = {s: ("in", i) for i, s in enumerate(inputs)}
-    exprs = [sp.sympify(e) for e in exprs]
+    exprs = [stabilise(sp.sympify(e)) for e in exprs]
     replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_t"), order="none")
     temps = []
     for j, (sym, e) in enumerate(replacements):

@@ -40,6 +40,17 @@ def _heaviside(a: Any) -> Any:
     return torch.where(a > 0, 1.0, torch.where(a < 0, 0.0, 0.5)).to(a.dtype)
 
 
+def _shift(*args: Any) -> Any:
+    """The largest argument; constant for autograd (the rewrite it serves holds for any shift)."""
+    def two(a: Any, b: Any) -> Any:
+        if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
+            return max(a, b)
+        a, b = _tensor(a, b), _tensor(b, a)
+        return torch.where(a >= b, a, b)
+    out = reduce(two, args)
+    return out.detach() if isinstance(out, torch.Tensor) else out
+
+
 def _piecewise(pieces: list[tuple[Any, Any]]) -> Any:
     result = pieces[-1][0]
     for value, cond in reversed(pieces[:-1]):
@@ -68,7 +79,7 @@ OPS = {
     "tan": _unary(torch.tan, math.tan), "sinh": _unary(torch.sinh, math.sinh),
     "cosh": _unary(torch.cosh, math.cosh), "atan": _unary(torch.atan, math.atan),
     "abs": _unary(torch.abs, abs), "sign": _unary(torch.sign, lambda x: float(np.sign(x))),
-    "heaviside": _heaviside, "erf": _unary(torch.erf, math.erf),
+    "heaviside": _heaviside, "erf": _unary(torch.erf, math.erf), "shift": _shift,
 }
 
 

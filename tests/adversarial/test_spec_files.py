@@ -174,9 +174,6 @@ def test_pathological_identities_get_the_exact_verdict(tmp_path: Path, text: str
     assert out.splitlines()[2].split()[:2] == ["t", verdict], out
 
 
-@pytest.mark.xfail(strict=True, reason="lead: logsumexp(z + 1000) is about 1001, but the numeric "
-                   "backends evaluate log(sum(exp(.))) as written and overflow: 'inconclusive (forward "
-                   "not finite)' where a stable log-sum-exp gives 'proved' (issue 6, item 3)")
 def test_logsumexp_of_large_logits_is_evaluated_stably(tmp_path: Path) -> None:
     text = identity(variables='{ z = { shape = "vector(n)" } }', sizes="[{ n = 3 }]",
                     define='{ f = "logsumexp(z + 1000)" }', wrt='"z"', claim='"softmax(z + 1000)"')
