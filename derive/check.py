@@ -107,7 +107,7 @@ def _check_size(identity: Identity, sizes: dict[str, int], index: int, *, names:
 
 
 def _judge(symbolic: Symbolic, numeric: NumericOutcome) -> tuple[str, str]:
-    if numeric.status in ("disagree", "nonfinite"):
+    if numeric.status in ("disagree", "nonfinite", "inaccurate"):
         return INCONCLUSIVE, numeric.reason
     if numeric.status == "refuted":
         cx = numeric.counterexample or {}
@@ -293,6 +293,9 @@ def check_all(identities: Iterable[Identity], *, progress: Callable[[int, int, s
                 result = check(items[k], seed=seed, **options)  # type: ignore[arg-type]
                 finished(k, replace(result, fingerprint=prints[k]))
         else:
+            _preload()  # imported once here, not once per worker
+            todo.sort(key=lambda k: -_cost(items[k]))  # the slowest first: no straggler at the end
+
             def work(j: int) -> Result:
                 _one_thread()
                 k = todo[j]
@@ -319,6 +322,27 @@ def check_all(identities: Iterable[Identity], *, progress: Callable[[int, int, s
             on_result(report)
         raise Interrupted(report) from None
     return partial(True)
+
+
+def _preload() -> None:
+    """Import what every check needs before forking workers, so each does not import it again."""
+    import importlib
+
+    if backends.available("torch"):
+        importlib.import_module("torch.func")
+        importlib.import_module("torch.nn.functional")
+        import torch
+
+        torch.func.vmap(torch.sin)(torch.zeros(1, dtype=torch.float64))  # functorch's lazy set-up
+    backends.available("mpmath")
+    for name in ("sympy.solvers", "sympy.simplify", "sympy.polys", "sympy.concrete", "sympy.tensor"):
+        importlib.import_module(name)
+
+
+def _cost(identity: Identity) -> int:
+    """A rough guess of how long an identity takes (its forward graph's size), to schedule it."""
+    sized = sum(1 for v in identity.variables for a in v.shape if isinstance(a, str))
+    return (len(identity.definitions) + len(identity.claims)) * (1 + sized) * len(identity.sizes)
 
 
 def _one_thread() -> None:

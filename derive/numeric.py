@@ -12,6 +12,7 @@ relative error far below what finite differences can see is still caught.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -572,9 +573,55 @@ def run_numeric(identity: Identity, graph: Graph, derivation: Derivation | None,
             cmp = compare(claimed, primary, tol.exact, noise, tol.noise_factor, atol=slack_t)
             out.errors.append(BackendError(b, label, cmp))
             if not cmp.ok and out.counterexample is None:
+                confirmed = _confirm_at_high_precision(compiled, claim.index, inputs.columns, cmp, primary)
+                if confirmed is None:
+                    s_bad = int(np.argmax(cmp.abs_error / cmp.tol))
+                    out.status = "inaccurate"
+                    out.reason = (f"{label}: the claim evaluates inaccurately in float64 ({b} gives "
+                                  f"{_fmt(claimed.reshape(samples, -1)[s_bad].max())} where the truth is "
+                                  f"{_fmt(primary.reshape(samples, -1)[s_bad].max())}) but agrees with it at "
+                                  f"{HP_DIGITS} digits at {_inputs_at(identity, inputs, s_bad)}; not refuted")
+                    continue
+                cmp = dataclasses.replace(cmp, worst=(confirmed, cmp.worst[1] if confirmed == cmp.worst[0]
+                                                      else int(np.argmax(np.abs(np.nan_to_num(
+                                                          claimed.reshape(samples, -1)[confirmed]
+                                                          - primary.reshape(samples, -1)[confirmed], nan=np.inf))))))
                 _refute(out, identity, graph, inputs, cmp, label, b, claimed, primary,
                         claim.expr.shape, seed)
     return out
+
+
+HP_DIGITS = 40
+CONFIRM_SAMPLES = 5
+
+
+def _confirm_at_high_precision(compiled: Compiled, index: int, columns: np.ndarray, cmp: Comparison,
+                               truth: np.ndarray) -> int | None:
+    """Before a refutation: the claim re-evaluated at 40 digits on the worst failing samples.
+
+    A correct claim written in a form that float64 cannot evaluate (inf/inf, a catastrophic
+    cancellation) fails the comparison but agrees with the truth at high precision; a wrong one
+    still differs. Returns the first failing sample whose error is confirmed, or None.
+    """
+    import mpmath
+
+    mb = backends.get("mpmath")
+    failing = np.flatnonzero(~(cmp.abs_error <= cmp.tol))
+    order = failing[np.argsort(-(np.nan_to_num(cmp.abs_error[failing] / cmp.tol[failing], nan=np.inf)))]
+    flat_truth = truth.reshape(truth.shape[0], -1)
+    for s in order[:CONFIRM_SAMPLES]:
+        with mpmath.workdps(HP_DIGITS):
+            env = forward_scalar(compiled, mb, [mpmath.mpf(float(v)) for v in columns[s]], upto="")
+            try:
+                values = [complex(v) for v in mb.run(compiled.claims[index], env)]
+            except (ValueError, ZeroDivisionError, TypeError, OverflowError):
+                return int(s)
+        hp = np.array([v.real if v.imag == 0 else np.nan for v in values])
+        with np.errstate(invalid="ignore"):
+            diff = np.max(np.abs(np.broadcast_to(hp, flat_truth[s].shape) - flat_truth[s]), initial=0.0)
+        if not (np.isfinite(diff) and diff <= cmp.tol[s]):
+            return int(s)
+    return None if len(failing) else int(cmp.worst[0])
 
 
 def _inputs_at(identity: Identity, inputs: Inputs, s: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import sympy as sp
 
@@ -607,14 +607,15 @@ def _merged_sums(e: sp.Expr, graph: IndexedGraph) -> list[sp.Expr] | None:
 
 
 def _ladder(e: sp.Expr, graph: IndexedGraph, simplify_ok: bool) -> tuple[bool, str]:
-    attempts = [("intermediates opaque", e),
-                ("derivatives written in the activations",
-                 fold(e, None, graph, display=False, only_elementwise=True)),
-                ("activations expanded", _expand(e, graph, only_elementwise=True)),
-                ("definitions expanded", _expand(e, graph, only_elementwise=False))]
+    attempts: list[tuple[str, Callable[[], sp.Expr]]] = [  # each form built only when needed
+        ("intermediates opaque", lambda: e),
+        ("derivatives written in the activations",
+         lambda: fold(e, None, graph, display=False, only_elementwise=True)),
+        ("activations expanded", lambda: _expand(e, graph, only_elementwise=True)),
+        ("definitions expanded", lambda: _expand(e, graph, only_elementwise=False))]
     form = e
-    for label, form in attempts:
-        form = _rows_to_one(_tidy(form, graph), graph)
+    for label, make in attempts:
+        form = _rows_to_one(_tidy(make(), graph), graph)
         if form == 0:
             return True, f"structural ({label})"
         if _zero(form):
