@@ -450,16 +450,51 @@ def _magnitude_floor(env: list[Any], count: int, tol: Tolerance) -> np.ndarray:
     return tol.noise_factor * EPS * m**2
 
 
+CHUNK_ENTRIES = 2**21
+"""Entries of the largest per-sample array (a Jacobian) times samples, per chunk of samples."""
+
+
 def run_numeric(identity: Identity, graph: Graph, derivation: Derivation | None, *,
                 backend_names: tuple[str, ...], samples: int, rng: np.random.Generator,
-                seed: int, dtype: str = "float64", device: str = "cpu") -> NumericOutcome:
-    """Sample, establish the truth from agreeing sources, and judge every claim against it."""
+                seed: int, dtype: str = "float64", device: str = "cpu",
+                chunk: int | None = None) -> NumericOutcome:
+    """Sample, establish the truth from agreeing sources, and judge every claim against it.
+
+    Samples are drawn and judged in chunks, so memory stays bounded whatever their number;
+    the first chunk that refutes, or whose truths disagree, decides.
+    """
+    compiled = compile_graph(graph, derivation)
+    width = max([len(compiled.symbols), *(c.expr.size for c in graph.claims),
+                 *(c.expr.size * len(compiled.slots[c.wrt]) for c in graph.claims if c.wrt)])
+    chunk = chunk or max(1, CHUNK_ENTRIES // max(1, width))
+    out = NumericOutcome("agree", samples)
+    done = 0
+    while done < samples:
+        count = min(chunk, samples - done)
+        part = _run_chunk(identity, graph, compiled, derivation, backend_names=backend_names, samples=count,
+                          rng=rng, seed=seed, dtype=dtype, device=device)
+        out.errors += part.errors
+        out.reference_errors += part.reference_errors
+        out.sources = sorted(set(out.sources) | set(part.sources))
+        out.notes += [n for n in part.notes if n not in out.notes]
+        if part.counterexample is not None and out.counterexample is None:
+            out.counterexample = {**part.counterexample, "sample": part.counterexample["sample"] + done}
+        if part.status != "agree" and out.status in ("agree", "refuted"):
+            out.status, out.reason = part.status, part.reason
+        if out.status not in ("agree",):
+            break
+        done += count
+    return out
+
+
+def _run_chunk(identity: Identity, graph: Graph, compiled: Compiled, derivation: Derivation | None, *,
+               backend_names: tuple[str, ...], samples: int, rng: np.random.Generator,
+               seed: int, dtype: str, device: str) -> NumericOutcome:
     tol = TOLERANCES[dtype]
 
     def be(name: str) -> backends.Backend:
         return backends.get(name, device)
 
-    compiled = compile_graph(graph, derivation)
     drawn = sample(identity, graph, compiled, rng, samples, tol)
     inputs = drawn.inputs
     out = NumericOutcome("agree", samples)

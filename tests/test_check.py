@@ -147,3 +147,18 @@ def test_report_json_round_trips() -> None:
     again = report_from_json(text)
     assert again == report
     assert json.loads(text)["results"][0]["verdict"] == "proved"
+
+
+def test_samples_are_judged_in_chunks_with_the_same_verdicts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    numeric = importlib.import_module("derive.numeric")
+    softmax = catalog.get("softmax_jacobian")  # n = 3 and 5: Jacobians of 9 and 25 entries
+    monkeypatch.setattr(numeric, "CHUNK_ENTRIES", 25 * 7)  # chunks of 7 samples at n = 5
+    result = check(softmax, samples=30, backend="numpy")
+    assert result.verdict == "proved"
+    assert all(n.samples == 2 * 30 for n in result.numeric)  # every sample of both sizes judged
+    wrong = dataclasses.replace(softmax, name="softmax_plus", claims=(
+        Claim(lambda v: ops.diag(v.p) + ops.outer(v.p, v.p), wrt="z"),))
+    refuted = check(wrong, samples=30, backend="numpy")
+    assert refuted.verdict == "refuted" and 0 <= refuted.counterexample["sample"] < 30
