@@ -1,5 +1,6 @@
 """derive: check hand-written gradients and tell proved, refuted, consistent or inconclusive."""
 
+from .backward import check_backward
 from .check import check, check_all
 from .domains import (BINARY, INVERTIBLE, ONE_HOT, POSITIVE, REAL, SIMPLEX, SPD, SPD_MATRIX,
                       UNIT_INTERVAL, Binary, Domain, Invertible, Label, OneHot, Positive, Real,
@@ -19,4 +20,5 @@ __all__ = [
     "DeriveError", "SpecError", "ParseError", "UnknownIdentityError", "UnsupportedError",
     "PROVED", "REFUTED", "CONSISTENT", "INCONCLUSIVE", "Report", "Result",
     "check_gradient", "check_autograd_function", "assert_gradient", "assert_autograd_function",
+    "check_backward",
 ]

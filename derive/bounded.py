@@ -47,6 +47,11 @@ _REPORT: Any = None  # the pipe to the parent, inside a worker
 _STAGE = ""
 
 
+def in_worker() -> bool:
+    """True inside a bounded worker process."""
+    return _REPORT is not None
+
+
 def stage(name: str) -> None:
     """Tell the parent which stage the work is in (named in a time-out); no-op outside a worker."""
     global _STAGE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import sys
 import time
 import zlib
@@ -47,6 +48,7 @@ def rng_for(seed: int, name: str, size_index: int) -> np.random.Generator:
 
 def _symbolic_work(graph: Graph) -> Callable[[], Iterator[object]]:
     def work() -> Iterator[object]:
+        random.seed(0)  # SymPy's own randomised steps, reproducible (this is a forked worker)
         stage("derivation")
         derivation = derive(graph)
         yield derivation

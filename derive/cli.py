@@ -84,22 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
         "derived symbolically, proved if possible, and "
         "compared on random inputs with three agreeing truths: the SymPy derivative, torch "
         "autograd and finite differences."))
-    checker.add_argument("names", nargs="*", metavar="NAME",
-                         help="catalog identities, spec files (FILE.toml) or Python modules (FILE.py)")
-    checker.add_argument("--all", action="store_true", help="check the whole catalog")
-    checker.add_argument("--backend", choices=BACKEND_CHOICES, default="all",
-                         help="evaluate claims with numpy, torch or both (default: all)")
-    checker.add_argument("--samples", type=_positive_int, default=DEFAULT_SAMPLES,
-                         help=f"random inputs per size (default: {DEFAULT_SAMPLES})")
-    checker.add_argument("--seed", type=_seed, default=0,
-                         help="random seed; a refutation prints the seed that reproduces it (default: 0)")
-    checker.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
-                         help=f"seconds allowed for symbolic work per size (default: {DEFAULT_TIMEOUT:g})")
-    checker.add_argument("--jobs", "-j", type=_integer(0, 1024, "a number of workers from 0 to 1024"),
-                         default=None, metavar="N",
-                         help="worker processes checking identities in parallel, each isolated (a crash "
-                              "or a hang stops only its identity); 0 checks in this process "
-                              "(default: the CPU count)")
+    _add_check_options(checker, "worker processes checking identities in parallel, each isolated (a "
+                                "crash or a hang stops only its identity); 0 checks in this process "
+                                "(default: the CPU count)")
     checker.add_argument("--device", default="cpu", metavar="DEVICE",
                          help="torch device for the torch backend and autograd: cpu or cuda[:N] (default: cpu)")
     checker.add_argument("-o", "--output", metavar="FILE",
@@ -109,9 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
                          help="reuse the results in FILE (from -o) of identities whose formulas, "
                               "seed and options are unchanged; check only the rest")
     checker.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    checker.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
-    checker.add_argument("--no-color", action="store_true",
-                         help="no colour in the table (also off when not on a terminal or NO_COLOR is set)")
     latex = sub.add_parser("latex", help="typeset derivations (LaTeX or Markdown)", description=(
         "Typeset the step-by-step derivation of catalog identities: the definitions, each "
         "chain-rule factor with its rule, the deltas, the result and how the proof closed."))
@@ -126,31 +110,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_check_options(p: argparse.ArgumentParser, jobs_help: str) -> None:
+    """What to check and how: shared by `check` and `report`."""
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="catalog identities, spec files (FILE.toml) or Python modules (FILE.py)")
+    p.add_argument("--all", action="store_true", help="the whole catalog")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="all",
+                   help="evaluate claims with numpy, torch or both (default: all)")
+    p.add_argument("--samples", type=_positive_int, default=DEFAULT_SAMPLES,
+                   help=f"random inputs per size (default: {DEFAULT_SAMPLES})")
+    p.add_argument("--seed", type=_seed, default=0,
+                   help="random seed; a refutation prints the seed that reproduces it (default: 0)")
+    p.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
+                   help=f"seconds allowed for each symbolic stage per size (default: {DEFAULT_TIMEOUT:g})")
+    p.add_argument("--jobs", "-j", type=_integer(0, 1024, "a number of workers from 0 to 1024"),
+                   default=None, metavar="N", help=jobs_help)
+    p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
+    p.add_argument("--no-color", action="store_true",
+                   help="no colour in the table (also off when not on a terminal or NO_COLOR is set)")
+
+
 def _add_report_parsers(sub: Any) -> None:
     """`derive report` (one self-contained HTML page) and `derive plot` (one figure)."""
     report = sub.add_parser("report", help="check identities and write an HTML report", description=(
         "Check identities and write one self-contained HTML page (no network needed to view it): "
         "a summary table, then per identity its claim, its derivation as MathML, the numbers, "
         "the counterexample if refuted, and plots. Needs: pip install 'derive-checker[report]'."))
-    report.add_argument("names", nargs="*", metavar="NAME",
-                        help="catalog identities, spec files (FILE.toml) or Python modules (FILE.py)")
-    report.add_argument("--all", action="store_true", help="the whole catalog")
+    _add_check_options(report, "worker processes for the checks and for the page's derivations and "
+                               "plots; 0 works in this process (default: the CPU count)")
     report.add_argument("-o", "--output", metavar="FILE.html", required=True, help="the page to write")
     report.add_argument("--title", default=None, help="the page title (default: derive report: NAMES)")
-    report.add_argument("--backend", choices=BACKEND_CHOICES, default="all",
-                        help="evaluate claims with numpy, torch or both (default: all)")
-    report.add_argument("--samples", type=_positive_int, default=DEFAULT_SAMPLES,
-                        help=f"random inputs per size (default: {DEFAULT_SAMPLES})")
-    report.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
-    report.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT,
-                        help=f"seconds allowed for symbolic work per size (default: {DEFAULT_TIMEOUT:g})")
-    report.add_argument("--jobs", "-j", type=_integer(0, 1024, "a number of workers from 0 to 1024"),
-                        default=None, metavar="N",
-                        help="worker processes for the checks and for the page's derivations and plots; "
-                             "0 works in this process (default: the CPU count)")
     report.add_argument("--no-plots", action="store_true", help="leave the plots out (faster, smaller)")
-    report.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
-    report.add_argument("--no-color", action="store_true", help="no colour in the table printed")
     plot = sub.add_parser("plot", help="draw one plot of an identity's evidence", description=(
         "fd: finite-difference error against step size (central vs complex step, the chosen step "
         "marked); errors: the distribution of the claims' relative errors over the samples; "

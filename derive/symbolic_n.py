@@ -11,6 +11,7 @@ to `refine`, and sums of a probability or one-hot row replaced by 1.
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
@@ -21,7 +22,7 @@ import sympy as sp
 from .domains import Label, OneHot, Simplex
 from .errors import SpecError, UnsupportedError
 from .indexed import SymArray, canonical
-from .bounded import stage
+from .bounded import in_worker, stage
 from .proof import clearly_nonzero, exp_to_symbols, rational_zero
 from .spec import Identity
 from .steps import Step
@@ -643,6 +644,8 @@ class ForAllN:
 
 def work(identity: Identity) -> Iterator[ForAllN]:
     """The bounded worker's job: build, derive and prove at symbolic sizes."""
+    if in_worker():
+        random.seed(0)  # SymPy's randomised steps, reproducible (only ever in a forked worker)
     start = time.perf_counter()
     if not size_names(identity):
         yield ForAllN("not applicable", 0.0, detail=f"{identity.name} has no sizes to vary")

@@ -190,3 +190,19 @@ def _cuda() -> bool:
     except ImportError:
         return False
     return torch.cuda.is_available()
+
+
+def _without_timings(x):  # noqa: ANN001, ANN202
+    if isinstance(x, dict):
+        return {k: _without_timings(v) for k, v in x.items() if k != "seconds"}
+    if isinstance(x, list):
+        return [_without_timings(v) for v in x]
+    return x
+
+
+def test_the_same_seed_gives_the_same_json_with_any_number_of_jobs() -> None:
+    names = ["softmax_jacobian", "relu_derivative", "bce_gradient_logit", "mlp_output_delta"]
+    runs = [run("check", *names, "--json", "--samples", "16", "--seed", "7", "-j", j)[1] for j in ("0", "2", "2")]
+    texts = [json.dumps(_without_timings(json.loads(r)), sort_keys=True) for r in runs]
+    assert texts[0] == texts[1] == texts[2]
+    assert json.loads(runs[0])["seed"] == 7
