@@ -47,6 +47,12 @@ _REPORT: Any = None  # the pipe to the parent, inside a worker
 _STAGE = ""
 
 
+def report_to(conn: Any) -> None:
+    """Send `stage` reports to `conn` (a pool worker's pipe to its parent)."""
+    global _REPORT, _STAGE
+    _REPORT, _STAGE = conn, ""
+
+
 def in_worker() -> bool:
     """True inside a bounded worker process."""
     return _REPORT is not None
@@ -75,8 +81,7 @@ def die_with_parent() -> None:
 
 
 def _child(conn: Any, work: Callable[[], Iterator[Any]], memory: int) -> None:
-    global _REPORT
-    _REPORT = conn
+    report_to(conn)
     die_with_parent()
     try:
         if memory:

@@ -60,6 +60,7 @@ def _symbolic_work(graph: Graph) -> Callable[[], Iterator[object]]:
 def _check_size(identity: Identity, sizes: dict[str, int], index: int, *, names: tuple[str, ...],
                 samples: int, seed: int, timeout: float, device: str) -> SizeResult:
     start = time.perf_counter()
+    stage(f"building the graph{_at(sizes)}")
     graph = build(identity, sizes)
     stream = run_bounded(_symbolic_work(graph), timeout=timeout)
     first = next(stream, None)
@@ -71,6 +72,7 @@ def _check_size(identity: Identity, sizes: dict[str, int], index: int, *, names:
         sym_status = "timeout" if first.kind == "timeout" else "error"
         sym_detail = (f"timeout in {first.stage or 'derivation'}: not finished within {timeout:g} s"
                       if first.kind == "timeout" else f"derivation failed: {first.value}")
+    stage(f"the numeric check{_at(sizes)}")
     numeric = run_numeric(identity, graph, derivation, backend_names=names, samples=samples,
                           rng=rng_for(seed, identity.name, index), seed=seed, device=device)
     if numeric.counterexample:
@@ -106,6 +108,10 @@ def _check_size(identity: Identity, sizes: dict[str, int], index: int, *, names:
     return SizeResult(dict(sizes), verdict, symbolic, _numeric_summary(numeric, samples), reason,
                       numeric.counterexample, tuple(numeric.sources), tuple(notes),
                       round(time.perf_counter() - start, 4))
+
+
+def _at(sizes: dict[str, int]) -> str:
+    return f" at {', '.join(f'{k}={n}' for k, n in sizes.items())}" if sizes else ""
 
 
 def _judge(symbolic: Symbolic, numeric: NumericOutcome) -> tuple[str, str]:
@@ -231,9 +237,10 @@ def fingerprint(identity: Identity, **options: object) -> str:
     return h.hexdigest()[:32]
 
 
-def _failed(identity: Identity, kind: str, detail: str, seconds: float) -> Result:
+def _failed(identity: Identity, kind: str, detail: str, seconds: float, where: str = "") -> Result:
     """The result of a check that did not finish: inconclusive, with what stopped it."""
-    reason = {"timeout": f"timeout: the check did not finish within {detail} s (stopped, the run went on)",
+    reason = {"timeout": f"timeout in {where or 'the check'}: the identity did not finish within "
+                         f"{detail} s (stopped, the run went on)",
               "crash": f"the check crashed ({detail}); the run went on without it",
               "error": f"internal error in the check: {detail} (please report it)"}[kind]
     status = "timeout" if kind == "timeout" else "error"
@@ -315,9 +322,10 @@ def check_all(identities: Iterable[Identity], *, progress: Callable[[int, int, s
                     finished(k, _failed(items[k], "error", f"{type(out.value).__name__}: {out.value}",
                                         out.seconds))
                 elif out.kind == "crash":
-                    finished(k, _failed(items[k], "crash", f"worker exit code {out.value}", out.seconds))
+                    where = f" in {out.stage}" if out.stage else ""
+                    finished(k, _failed(items[k], "crash", f"worker exit code {out.value}{where}", out.seconds))
                 else:
-                    finished(k, _failed(items[k], "timeout", f"{out.value:g}", out.seconds))
+                    finished(k, _failed(items[k], "timeout", f"{out.value:g}", out.seconds, out.stage))
     except KeyboardInterrupt:
         report = partial(False)
         if on_result:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Iterator
 
+from . import bounded
 from .bounded import die_with_parent
 
 WORKER_MEMORY_BYTES = 12 * 1024**3
@@ -32,11 +33,14 @@ class Outcome:
     kind: str
     value: Any
     seconds: float
+    stage: str = ""
+    """The last stage the task reported (see `bounded.stage`)."""
 
 
 def _serve(conn: Connection, work: Callable[[int], Any], memory: int) -> None:
     os.setpgrp()
     die_with_parent()
+    bounded.report_to(conn)  # `bounded.stage(...)` in the task now tells the parent where it is
     if not os.environ.get("DERIVE_DEBUG"):
         faulthandler.disable()  # a crash is reported by the parent, as one line
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C stops
@@ -78,9 +82,10 @@ class _Worker:
         child.close()
         self.task: int | None = None
         self.started = 0.0
+        self.stage = ""
 
     def give(self, index: int) -> None:
-        self.task, self.started = index, time.perf_counter()
+        self.task, self.started, self.stage = index, time.perf_counter(), ""
         self.conn.send(index)
 
     def kill(self) -> None:
@@ -131,15 +136,20 @@ def run_tasks(count: int, work: Callable[[int], Any], *, jobs: int,
                 assert index is not None
                 if w.conn in ready:
                     try:
-                        got, kind, value, seconds = w.conn.recv()
+                        message = w.conn.recv()
                     except (EOFError, OSError):
                         w.proc.join(1.0)
-                        outcome = Outcome(index, "crash", w.proc.exitcode, time.perf_counter() - w.started)
+                        outcome = Outcome(index, "crash", w.proc.exitcode, time.perf_counter() - w.started,
+                                          w.stage)
                         w = _replace(workers, w, work, memory)
                     else:
-                        outcome = Outcome(got, kind, value, seconds)
+                        if message[0] == "stage":
+                            w.stage = message[1]
+                            continue
+                        got, kind, value, seconds = message
+                        outcome = Outcome(got, kind, value, seconds, w.stage)
                 elif time.perf_counter() - w.started >= limit(index):
-                    outcome = Outcome(index, "timeout", limit(index), time.perf_counter() - w.started)
+                    outcome = Outcome(index, "timeout", limit(index), time.perf_counter() - w.started, w.stage)
                     w = _replace(workers, w, work, memory)
                 else:
                     continue

@@ -107,3 +107,21 @@ def test_a_timeout_names_the_stage_it_stopped(monkeypatch: pytest.MonkeyPatch) -
     assert result.symbolic.status == "timeout"
     assert result.verdict == "inconclusive"
     assert result.reason.startswith("timeout in simplify")
+
+
+def _numeric_hangs(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    time.sleep(60)
+
+
+def test_a_hang_outside_the_symbolic_worker_is_stopped_and_its_stage_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    check_module = importlib.import_module("derive.check")
+    monkeypatch.setattr(check_module, "run_numeric", _numeric_hangs)
+    monkeypatch.setattr(check_module, "wall_limit", lambda identity, timeout: 3.0)
+    start = time.perf_counter()
+    report = check_all([catalog.get("tanh_derivative")], jobs=1, samples=4)
+    assert time.perf_counter() - start < 10
+    (result,) = report.results
+    assert result.verdict == "inconclusive"
+    assert result.reason.startswith("timeout in the numeric check: the identity did not finish within 3 s")
