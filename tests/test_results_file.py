@@ -134,7 +134,7 @@ def _wait_for_results(path: Path, count: int, proc: subprocess.Popen, limit: flo
 @pytest.mark.parametrize("how", ["sigint", "sigkill"])
 def test_stopping_mid_run_leaves_a_valid_results_file(tmp_path: Path, how: str) -> None:
     out = tmp_path / "r.json"
-    proc = subprocess.Popen([*DERIVE, "check", str(_slow_spec(tmp_path)), "-j", "1", "-o", str(out),
+    proc = subprocess.Popen([*DERIVE, "check", str(_slow_spec(tmp_path)), "-j", "2", "-o", str(out),
                              "--timeout", "60", "--samples", "8"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
@@ -144,12 +144,13 @@ def test_stopping_mid_run_leaves_a_valid_results_file(tmp_path: Path, how: str) 
     finally:
         proc.kill()
     data = json.loads(out.read_text())
-    assert data["complete"] is False
-    assert [r["name"] for r in data["results"]][:2] == ["sigmoid_0", "sigmoid_1"]
+    names = [r["name"] for r in data["results"]]
+    assert data["complete"] is False and 2 <= len(names) < 5
+    assert set(names) <= {"sigmoid_0", "sigmoid_1", "sigmoid_2", "sigmoid_3", "hangs_simplify"}
     if how == "sigint":
         assert proc.returncode == 130
-        assert "interrupted: 2 of 5 identities finished" in stderr
-        assert "sigmoid_0" in stdout  # the table of what finished
+        assert f"interrupted: {len(names)} of 5 identities finished" in stderr
+        assert all(name in stdout for name in names)  # the table of what finished
         assert "Traceback" not in stderr
     else:
         assert proc.returncode == -signal.SIGKILL
