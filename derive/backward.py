@@ -90,7 +90,7 @@ class BackwardCheck:
         missing = sorted({str(s) for s in self.graph.sizes.values()} - set(self.sizes))
         if missing:
             raise SpecError(f"sizes {self.sizes} do not give {', '.join(missing)} for {self.identity.name}")
-        self.derivation = derive_indexed(self.graph)
+        self.derivation = derive_indexed(self.graph, display=False)
         self.evaluator = Evaluator(self.graph, self.sizes)
         self.diff = [v for v in self.identity.variables if v.domain.differentiable]
         self.shapes = {v.name: v.resolve(self.sizes) for v in self.identity.variables}

@@ -52,7 +52,9 @@ def clearly_nonzero(e: sp.Expr) -> bool:
 
 
 def rational_zero(e: sp.Expr) -> bool:
-    num, _ = sp.fraction(sp.cancel(sp.together(e)))
+    """e == 0 as a rational function of its atoms: the numerator over a common denominator
+    expands to 0. (No gcd is cancelled first: it cannot change whether the numerator is 0.)"""
+    num, _ = sp.fraction(sp.together(e))
     return sp.expand(num) == 0
 
 

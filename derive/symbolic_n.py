@@ -270,13 +270,14 @@ def _feeds_activation(graph: IndexedGraph) -> set[str]:
     return out
 
 
-def derive_indexed(graph: IndexedGraph) -> IndexedDerivation:
+def derive_indexed(graph: IndexedGraph, *, display: bool = True) -> IndexedDerivation:
     """Reverse accumulation with generic indices: the adjoint of a parent is the sum over the
     child's indices of child adjoint * local derivative. Pre-activation adjoints get named
-    deltas, so the result reads as the textbook writes it (O_i delta_j)."""
+    deltas, so the result reads as the textbook writes it (O_i delta_j). With display=False
+    only `derived` is computed (what a proof needs): no steps, no folded display forms."""
     target = graph.nodes[graph.target]
     steps = [Step("define", n.name, canonical(n.entry(n.index)))
-             for n in graph.nodes.values() if n.formula is not None]
+             for n in graph.nodes.values() if n.formula is not None] if display else []
     wanted = {c.wrt for c in graph.claims if c.wrt}
     depends: dict[str, set[str]] = {}
     for n in graph.nodes.values():
@@ -293,38 +294,42 @@ def derive_indexed(graph: IndexedGraph) -> IndexedDerivation:
     for node in reversed(order):
         if node.name not in adjoint:
             continue
-        if node.name in named:
+        if node.name in named and display:
             steps.append(Step("delta", node.name, pretty(shown[node.name]), raw=deltas[node.name]))
         for pname in node.parents:
             if not depends[pname] & wanted:
                 continue
             parent = graph.nodes[pname]
-            # as written: at each node's own indices (x_k and O_k share k, as in the textbook)
-            local = _tidy(sp.diff(node.entry(node.index), parent.at(parent.index)), graph)
-            folded = fold(local, node, graph)
-            steps.append(Step("local", node.name, folded, parent=pname, note=rule_of(node, graph),
-                              raw=local if folded != local else None))
+            if display:  # as written: at each node's own indices (x_k and O_k share k, as in the textbook)
+                local = _tidy(sp.diff(node.entry(node.index), parent.at(parent.index)), graph)
+                folded = fold(local, node, graph)
+                steps.append(Step("local", node.name, folded, parent=pname, note=rule_of(node, graph),
+                                  raw=local if folded != local else None))
             # as accumulated: the child's indices are summed over, so they must be its own
             fresh = {} if node is target else {q: sp.Dummy(q.name, integer=True, nonnegative=True)
                                                for q in node.index}
             idx = tuple(fresh.get(q, q) for q in node.index)
             local = _tidy(sp.diff(node.entry(idx), parent.at(parent.index)), graph)
-            mine = deltas[node.name] if node.name in named else shown[node.name]
-            for store, factor, d in ((adjoint, adjoint[node.name], local),
-                                     (shown, mine, fold(local, node, graph))):
+            stores = [(adjoint, adjoint[node.name], local)]
+            if display:
+                mine = deltas[node.name] if node.name in named else shown[node.name]
+                stores.append((shown, mine, fold(local, node, graph)))
+            for store, factor, d in stores:
                 body = factor.xreplace(fresh) * d
                 if fresh:
                     body = sp.Sum(body, *[(fresh[q], 0, n - 1) for q, n in zip(node.index, node.shape)])
                 store[pname] = _tidy(store.get(pname, 0) + body, graph)
-    derived, display = {}, {}
+    derived: dict[int, sp.Expr] = {}
+    shown_form: dict[int, sp.Expr] = {}
     for c in graph.claims:
         if c.wrt is None:
-            derived[c.index] = display[c.index] = target.at(target.index)
+            derived[c.index] = shown_form[c.index] = target.at(target.index)
             continue
         derived[c.index] = adjoint.get(c.wrt, sp.Integer(0))
-        display[c.index] = fold(shown.get(c.wrt, sp.Integer(0)), None, graph)
-        steps.append(Step("result", c.wrt, display[c.index]))
-    return IndexedDerivation(derived, display, tuple(steps))
+        if display:
+            shown_form[c.index] = fold(shown.get(c.wrt, sp.Integer(0)), None, graph)
+            steps.append(Step("result", c.wrt, shown_form[c.index]))
+    return IndexedDerivation(derived, shown_form, tuple(steps))
 
 
 def _delta_symbol(node: INode, count: int) -> sp.Expr:
@@ -656,7 +661,7 @@ def work(identity: Identity) -> Iterator[ForAllN]:
     except UnsupportedError as exc:
         yield ForAllN("unsupported", time.perf_counter() - start, detail=str(exc))
         return
-    derivation = derive_indexed(graph)
+    derivation = derive_indexed(graph, display=False)
     stage("proof for every n")
     steps = derivation.steps
     methods = []
