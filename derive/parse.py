@@ -35,7 +35,7 @@ from .errors import ParseError, SpecError, UnsupportedError
 from .indexed import SymArray
 
 MAX_CHARS = 2000
-MAX_DEPTH = 40
+MAX_DEPTH = 100  # a sum of n terms is n levels deep in the tree: 100 terms, 100 calls
 MAX_NODES = 500
 MAX_DIGITS = 30
 MAX_EXPONENT = 300
