@@ -68,8 +68,14 @@ def _callable(fn: Any) -> Callable[..., Any]:
 
 @dataclass
 class _Batch:
-    raw: dict[str, np.ndarray]      # as drawn (labels as integers)
-    encoded: dict[str, np.ndarray]  # as the formulas read them (labels one-hot)
+    """Samples as drawn (labels as integers); `encode` gives them as the formulas read them
+    (labels one-hot), called only where needed (the few samples the witnesses use)."""
+
+    raw: dict[str, np.ndarray]
+    encode: Callable[[str, np.ndarray], np.ndarray]
+
+    def head(self, count: int) -> "_Batch":
+        return _Batch({k: a[:count] for k, a in self.raw.items()}, self.encode)
 
 
 class BackwardCheck:
@@ -114,13 +120,14 @@ class BackwardCheck:
     # --- inputs -------------------------------------------------------------------------------
 
     def _draw(self, rng: np.random.Generator, count: int) -> _Batch:
-        raw, enc = {}, {}
-        for v in self.identity.variables:
-            values = v.domain.sample(rng, (count, *self.shapes[v.name]), self.sizes)
-            raw[v.name] = values
-            enc[v.name] = v.domain.encode(values, self.sizes).reshape(
-                count, *v.domain.formula_shape(self.shapes[v.name], self.sizes))
-        return _Batch(raw, enc)
+        raw = {v.name: v.domain.sample(rng, (count, *self.shapes[v.name]), self.sizes)
+               for v in self.identity.variables}
+        return _Batch(raw, self._encode)
+
+    def _encode(self, name: str, values: np.ndarray) -> np.ndarray:
+        v = self.identity.variable(name)
+        return v.domain.encode(values, self.sizes).reshape(
+            values.shape[0], *v.domain.formula_shape(self.shapes[name], self.sizes))
 
     def _tensors(self, batch: _Batch, moved: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """Leaves (requires_grad) for the differentiable variables, as raw and as encoded;
@@ -137,7 +144,7 @@ class BackwardCheck:
                         raw[v.name] = raw[v.name] * moved[v.name]
                     raw[v.name] = raw[v.name].clone().requires_grad_(True)
             enc[v.name] = raw[v.name] if not isinstance(v.domain, Label) and v.domain.differentiable else \
-                torch.as_tensor(batch.encoded[v.name], dtype=torch.float64, device=self.device)
+                torch.as_tensor(batch.encode(v.name, batch.raw[v.name]), dtype=torch.float64, device=self.device)
         return raw, enc
 
     # --- truths and claim ---------------------------------------------------------------------
@@ -188,7 +195,7 @@ class BackwardCheck:
         if self.claim is None or self.claim.wrt != self.diff[0].name or len(self.diff) != 1:
             return None
         count = len(idx)
-        enc = {k: v[idx] for k, v in batch.encoded.items()}
+        enc = {k: batch.encode(k, v[idx]) for k, v in batch.raw.items()}
         values = self.evaluator.forward(enc, count, kit("numpy"))
         jac = self.evaluator.evaluate(self.derivation.derived[self.claim.index], values,
                                       tuple(self.claim.indices), count, kit("numpy"))
@@ -201,10 +208,11 @@ class BackwardCheck:
         count = len(idx)
         offset = 0
         plus, minus, imag = {}, {}, {}
-        xmax = max(float(np.max(np.abs(batch.encoded[v.name][idx]), initial=0.0)) for v in self.diff)
+        encoded = {k: batch.encode(k, v[idx]) for k, v in batch.raw.items()}
+        xmax = max(float(np.max(np.abs(encoded[v.name]), initial=0.0)) for v in self.diff)
         h = EPS ** (1 / 3) * max(1.0, xmax)
         for v in self.identity.variables:
-            base = batch.encoded[v.name][idx]
+            base = encoded[v.name]
             if v.domain.differentiable:
                 size = int(np.prod(base.shape[1:]))
                 step = u[:, offset:offset + size].reshape(base.shape)
@@ -235,6 +243,8 @@ class BackwardCheck:
         torch = self.torch
         m = int(np.prod(self.target_shape))
         n_in = sum(int(np.prod(self.shapes[v.name])) for v in self.diff)
+        if m == 1:  # a scalar target: every cotangent gives a multiple of the same gradient
+            cotangents = 1
         chunk = chunk or max(1, min(samples, CHUNK_ENTRIES // max(1, max(m, n_in) * cotangents)))
         tol = TOLERANCES["float64"]
         worst: dict[str, Any] = {"ratio": -1.0}
@@ -264,7 +274,7 @@ class BackwardCheck:
                                   "no finite reference", start, sources)
             noise = _inf_norm(truth - truths[0][1](batch, cot, moved=moved)[1])
             mags = max(1.0, largest, math.sqrt(3.0),
-                       *(float(np.max(np.abs(batch.encoded[v.name]), initial=0)) for v in self.diff))
+                       *(float(np.max(np.abs(batch.raw[v.name]), initial=0)) for v in self.diff))
             slack = tol.noise_factor * EPS * mags**2
             scale = _inf_norm(truth)
             allowed = tol.exact * scale + tol.noise_factor * noise + slack
@@ -274,7 +284,7 @@ class BackwardCheck:
                 return torch.nan_to_num(_inf_norm(other - ref), nan=math.inf)
 
             few = min(count, AGREE_SAMPLES)
-            part = _Batch({k: a[:few] for k, a in batch.raw.items()}, {k: a[:few] for k, a in batch.encoded.items()})
+            part = batch.head(few)
             for name, fn in truths[1:]:
                 other_value, other_vjp = fn(part, cot[:, :few].contiguous())
                 ok_rows = allowed.reshape(cotangents, count)[:, :few].reshape(-1)
@@ -387,10 +397,11 @@ def _signs(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _inf_norm(rows: Any) -> Any:
-    """max |entry| of each row (NaN if the row has one)."""
+    """max |entry| of each row (NaN if the row has one); two reductions, no |.| pass."""
     import torch
 
-    return torch.linalg.vector_norm(rows.reshape(rows.shape[0], -1), ord=math.inf, dim=1)
+    flat = rows.reshape(rows.shape[0], -1)
+    return torch.maximum(flat.amax(dim=1), -flat.amin(dim=1))
 
 
 def check_backward(fn: Any, identity: str | Identity, *, sizes: Mapping[str, int] | None = None,
