@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import sys
@@ -17,6 +16,7 @@ import numpy as np
 from . import backends, catalog, symbolic_n
 from .bounded import Bounded, run_bounded, stage
 from .errors import DeriveError, SpecError
+from .fingerprint import fingerprint
 from .numeric import TOLERANCES, NumericOutcome, run_numeric
 from .pool import run_tasks
 from .proof import Proof, prove_claim
@@ -202,39 +202,6 @@ def _collect_for_all_n(worker: Bounded | None, *, proved_here: bool, timeout: fl
                                    f"not finished within {timeout:g} s")
         return Symbolic("error", round(msg.seconds, 4), detail=str(msg.value))
     return Symbolic("error", 0.0, detail="the worker produced nothing")
-
-
-def fingerprint(identity: Identity, **options: object) -> str:
-    """A digest of what decides a verdict: the identity's formulas (their code, or a spec
-    file's formula text), sizes and domains, the options (seed, samples, backend...) and the
-    version of derive. Editing one identity in a file leaves the others' digests alone."""
-    from . import __version__
-
-    h = hashlib.sha256()
-
-    def feed(x: object) -> None:
-        h.update(repr(x).encode())
-        h.update(b"\0")
-
-    def code(fn: Callable[..., object]) -> None:
-        c = getattr(fn, "__code__", None)
-        feed((c.co_code, c.co_consts, c.co_names) if c is not None else fn)
-        for cell in getattr(fn, "__closure__", None) or ():
-            contents = cell.cell_contents
-            feed(contents if not callable(contents) else getattr(contents, "__qualname__", ""))
-
-    feed((__version__, identity.name, identity.target, [dict(s) for s in identity.sizes]))
-    feed([(v.name, v.shape, repr(v.domain)) for v in identity.variables])
-    for d in identity.definitions:
-        feed((d.name, d.text))
-        code(d.formula)
-    for c in identity.claims:
-        feed((c.wrt, c.text))
-        code(c.formula)
-    feed([r.label for r in identity.references])
-    feed(identity.origin)
-    feed(sorted(options.items()))
-    return h.hexdigest()[:32]
 
 
 def _failed(identity: Identity, kind: str, detail: str, seconds: float, where: str = "") -> Result:
