@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
-from . import __version__
+from . import __version__, catalog
 from .bounded import run_bounded
 from .check import DEFAULT_SAMPLES, DEFAULT_TIMEOUT
 from .errors import DeriveError
@@ -212,13 +212,31 @@ def _summary(report: Report, backends: list[str]) -> str:
 
 
 def _claim(identity: Identity) -> str:
-    items = [f"<li><code>{_e(d.name)} = {_e(d.text or '(a formula)')}</code></li>"
-             for d in identity.definitions]
+    """The definitions and claims as written: the catalog's texts are LaTeX, shown as MathML;
+    a spec file's are formula source, shown as code."""
+    latex = catalog.CATALOG.get(identity.name) is identity
     target = identity.target or (identity.definitions[-1].name if identity.definitions else "")
+
+    def item(lhs: str, lhs_tex: str, text: str) -> str:
+        if latex and text:
+            converted = mathml(f"{lhs_tex} = {text}")
+            if converted is not None:
+                return converted
+        return f"<code>{_e(lhs)} = {_e(text or '(a formula)')}</code>"
+
+    items = [f"<li>{item(d.name, _tex_name(d.name), d.text)}</li>" for d in identity.definitions]
     for c in identity.claims:
         lhs = f"d{target}/d{c.wrt}" if c.wrt else target
-        items.append(f"<li><code>{_e(lhs)} = {_e(c.text or '(a formula)')}</code> (claimed)</li>")
+        lhs_tex = (rf"\frac{{\partial {_tex_name(target)}}}{{\partial {_tex_name(c.wrt)}}}" if c.wrt
+                   else _tex_name(target))
+        items.append(f"<li>{item(lhs, lhs_tex, c.text)} (claimed)</li>")
     return "<ul>" + "".join(items) + "</ul>"
+
+
+def _tex_name(name: str) -> str:
+    """O_k -> O_{k}; W1 -> W1: an identifier as LaTeX, its part after '_' a subscript."""
+    base, _, sub = name.partition("_")
+    return f"{base}_{{{sub}}}" if sub else base
 
 
 def _numbers(result: Result) -> str:

@@ -3,6 +3,8 @@ and spec files, exit codes, and colour in the terminal table only where it belon
 
 from __future__ import annotations
 
+import dataclasses
+
 import html
 import io
 import re
@@ -220,3 +222,14 @@ def test_elapsed_is_short() -> None:
     from derive.terminal import elapsed
 
     assert (elapsed(4.21), elapsed(65.2), elapsed(3600)) == ("4.2s", "1m05s", "60m00s")
+
+
+def test_catalog_claims_are_typeset_and_spec_file_formulas_stay_source() -> None:
+    from derive import catalog
+    from derive.report import _claim
+
+    softmax = _claim(catalog.get("softmax_jacobian"))
+    assert softmax.count("<math") == 2 and "<code>" not in softmax  # definition and claim
+    assert "<mfrac>" in softmax  # d p / d z as a fraction
+    spec = dataclasses.replace(catalog.get("softmax_jacobian"), name="mine")  # not the catalog's
+    assert "<math" not in _claim(spec) and "<code>p = " in _claim(spec)
