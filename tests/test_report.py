@@ -4,7 +4,6 @@ and spec files, exit codes, and colour in the terminal table only where it belon
 from __future__ import annotations
 
 import dataclasses
-
 import html
 import io
 import re
