@@ -212,6 +212,11 @@ def _key(x: sp.Basic, bound: tuple[sp.Symbol, ...]) -> str:
     return f"{type(x).__name__}({','.join(_key(a, bound) for a in x.args)})"
 
 
+def bound_key(e: sp.Basic) -> str:
+    """A text key of e, the same whatever its summation indices are called."""
+    return _key(sp.sympify(e), ())
+
+
 def canonical(e: sp.Expr) -> sp.Expr:
     """Rename every summation index after the sum's own content, so that equal sums built by
     separate calls (each with fresh indices) become structurally equal wherever they sit."""

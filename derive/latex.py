@@ -13,6 +13,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from .explain import ClaimExplanation, Explanation
+from .indexed import bound_key
 from .verdict import Result
 
 FORMATS = ("tex", "markdown", "standalone")
@@ -83,7 +84,8 @@ def _readable(e: Any, taken: set[str], letters_for: dict[Any, str] | None = None
     used = taken | {str(s) for s in e.free_symbols}
     letters = iter(c for c in _SUM_LETTERS if c not in used and c not in (letters_for or {}).values())
     names: dict[sp.Symbol, sp.Symbol] = {}
-    for s in sorted(e.atoms(sp.Sum), key=sp.count_ops):
+    # a total order that is the same in every process (a set's order follows string hashes)
+    for s in sorted(e.atoms(sp.Sum), key=lambda x: (sp.count_ops(x), bound_key(x))):
         inside = {str(x) for x in s.function.free_symbols}
         for var, _, hi in s.limits:
             if var in names:
