@@ -294,37 +294,62 @@ def reference_values(identity: Identity, ref_index: int, inputs: Inputs, graph: 
     return value, jac.detach().cpu().numpy()
 
 
-def central_differences(compiled: Compiled, graph: Graph, columns: np.ndarray,
-                        wrt: str) -> tuple[np.ndarray, np.ndarray]:
-    """Central differences with h = eps^(1/3) max(1, |x|); also the rounding-error estimate."""
+FULL_JACOBIAN_SLOTS = 64
+"""Beyond this many entries in a differentiated variable, the finite-difference witnesses
+check the truth along random directions (J u) instead of column by column."""
+DIRECTIONS = 4
+
+
+def _directions(compiled: Compiled, wrt: str, directions: np.ndarray | None) -> list[dict[int, float]]:
+    """The steps a witness differentiates along: each slot alone, or each random direction."""
+    slots = compiled.slots[wrt]
+    if directions is None:
+        return [{slot: 1.0} for slot in slots]
+    return [dict(zip(slots, directions[:, k])) for k in range(directions.shape[1])]
+
+
+def central_differences(compiled: Compiled, graph: Graph, columns: np.ndarray, wrt: str,
+                        directions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Central differences with h = eps^(1/3) max(1, |x|); also the rounding-error estimate.
+
+    Column by column (the Jacobian, samples x m*w), or along `directions` (w x K, giving
+    J u for each: samples x m*K)."""
     nb = backends.get("numpy")
     count = columns.shape[0]
     cols = []
     f0 = _stack(nb, _target(compiled, graph, forward(compiled, nb, columns, graph.target)), count)
     rounding = np.zeros(count)
-    for slot in compiled.slots[wrt]:
-        h = EPS ** (1 / 3) * np.maximum(1.0, np.abs(columns[:, slot]))
+    for step in _directions(compiled, wrt, directions):
+        slots = list(step)
+        size = np.maximum(1.0, np.abs(columns[:, slots]).max(axis=1))
+        h = EPS ** (1 / 3) * size / max(abs(u) for u in step.values())
         plus, minus = columns.copy(), columns.copy()
-        plus[:, slot] += h
-        minus[:, slot] -= h
-        h_true = plus[:, slot] - minus[:, slot]
+        for slot, u in step.items():
+            plus[:, slot] += h * u
+            minus[:, slot] -= h * u
+        # the step actually taken (x + h rounds): exact for one slot, to rounding otherwise
+        k, u = max(step.items(), key=lambda item: abs(item[1]))
+        h_true = (plus[:, k] - minus[:, k]) / u
         fp = _stack(nb, _target(compiled, graph, forward(compiled, nb, plus, graph.target)), count)
         fm = _stack(nb, _target(compiled, graph, forward(compiled, nb, minus, graph.target)), count)
         cols.append((fp - fm) / h_true[:, None])
         rounding = np.maximum(rounding, 4 * EPS * np.abs(f0).max(axis=1, initial=0.0) / h_true)
-    jac = np.stack(cols, axis=2)  # (samples, m, w)
+    jac = np.stack(cols, axis=2)  # (samples, m, w or K)
     return jac.reshape(count, -1), rounding
 
 
-def complex_step(compiled: Compiled, graph: Graph, columns: np.ndarray, wrt: str) -> np.ndarray:
-    """Im f(x + i h) / h with h = 1e-30: exact to rounding for analytic forwards."""
+def complex_step(compiled: Compiled, graph: Graph, columns: np.ndarray, wrt: str,
+                 directions: np.ndarray | None = None) -> np.ndarray:
+    """Im f(x + i h u) / h with h = 1e-30: exact to rounding for analytic forwards (u a unit
+    vector per column, or each of `directions`)."""
     nb = backends.get("numpy")
     count = columns.shape[0]
     h = 1e-30
     cols = []
-    for slot in compiled.slots[wrt]:
+    for step in _directions(compiled, wrt, directions):
         z = columns.astype(np.complex128)
-        z[:, slot] += 1j * h
+        for slot, u in step.items():
+            z[:, slot] += 1j * h * u
         with np.errstate(all="ignore"):
             out = _target(compiled, graph, forward(compiled, nb, z, graph.target))
             vals = np.stack([np.broadcast_to(np.asarray(v, dtype=np.complex128), (count,))
@@ -334,8 +359,10 @@ def complex_step(compiled: Compiled, graph: Graph, columns: np.ndarray, wrt: str
 
 
 def high_precision(compiled: Compiled, graph: Graph, columns: np.ndarray, wrt: str | None,
-                   samples: int = 3, digits: int = 40) -> tuple[np.ndarray, np.ndarray]:
-    """mpmath at `digits` digits on the first few samples: the value, or a central difference."""
+                   samples: int = 3, digits: int = 40,
+                   directions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """mpmath at `digits` digits on the first few samples: the value, or a central difference
+    (column by column, or along `directions`)."""
     import mpmath
 
     mb = backends.get("mpmath")
@@ -354,10 +381,11 @@ def high_precision(compiled: Compiled, graph: Graph, columns: np.ndarray, wrt: s
                 rows.append([float(v) for v in f(point)])
                 continue
             jac = []
-            for slot in compiled.slots[wrt]:
+            for step in _directions(compiled, wrt, directions):
                 plus, minus = list(point), list(point)
-                plus[slot] += h
-                minus[slot] -= h
+                for slot, u in step.items():
+                    plus[slot] += h * mpmath.mpf(float(u))
+                    minus[slot] -= h * mpmath.mpf(float(u))
                 jac.append([(a - b) / (2 * h) for a, b in zip(f(plus), f(minus))])
             rows.append([float(jac[i][a]) for a in range(len(jac[0])) for i in range(len(jac))])
     return idx, np.asarray(rows, dtype=np.float64)
@@ -541,13 +569,13 @@ def _run_chunk(identity: Identity, graph: Graph, compiled: Compiled, derivation:
         label = claim.label
         # exact truths: (values, black box?); witnesses: (sample ids, values, rtol, extra slack)
         truths: dict[str, tuple[np.ndarray, bool]] = {}
-        witnesses: dict[str, tuple[np.ndarray, np.ndarray, float, np.ndarray | None]] = {}
+        witnesses: dict[str, tuple[np.ndarray, np.ndarray, float, np.ndarray | None, np.ndarray | None]] = {}
         if claim.wrt is None:
             for b in envs:
                 truths[f"definition/{b}"] = (_stack(be(b), _target(compiled, graph, envs[b]),
                                                     samples), b != "numpy")
             idx, hp = high_precision(compiled, graph, inputs.columns, None)
-            witnesses["mpmath 40 digits"] = (idx, hp, tol.high_precision, None)
+            witnesses["mpmath 40 digits"] = (idx, hp, tol.high_precision, None, None)
             primary_p = [_stack(nb, _target(compiled, graph, e), samples) for e in envs_p["numpy"]]
         else:
             if derivation is not None:
@@ -559,15 +587,19 @@ def _run_chunk(identity: Identity, graph: Graph, compiled: Compiled, derivation:
                 for r, ref in enumerate(identity.references):
                     _, jac = reference_values(identity, r, inputs, graph, wrt=claim.wrt, device=device)
                     truths[f"autograd of {ref.label}"] = (jac, True)
-            fd, rounding = central_differences(compiled, graph, inputs.columns, claim.wrt)
-            witnesses["central differences"] = (np.arange(samples), fd, tol.central, rounding)
+            w = len(compiled.slots[claim.wrt])
+            # many entries: the witnesses check J u along fresh mean-zero random directions
+            dirs = rng.standard_normal((w, DIRECTIONS)) if w > FULL_JACOBIAN_SLOTS else None
+            along = f" along {DIRECTIONS} random directions" if dirs is not None else ""
+            fd, rounding = central_differences(compiled, graph, inputs.columns, claim.wrt, dirs)
+            witnesses[f"central differences{along}"] = (np.arange(samples), fd, tol.central, rounding, dirs)
             if compiled.analytic:
-                witnesses["complex step"] = (np.arange(samples),
-                                             complex_step(compiled, graph, inputs.columns, claim.wrt),
-                                             tol.complex_step, None)
+                witnesses[f"complex step{along}"] = (
+                    np.arange(samples), complex_step(compiled, graph, inputs.columns, claim.wrt, dirs),
+                    tol.complex_step, None, dirs)
             else:
-                idx, hp = high_precision(compiled, graph, inputs.columns, claim.wrt)
-                witnesses["mpmath 40 digits"] = (idx, hp, tol.high_precision, None)
+                idx, hp = high_precision(compiled, graph, inputs.columns, claim.wrt, directions=dirs)
+                witnesses[f"mpmath 40 digits{along}"] = (idx, hp, tol.high_precision, None, dirs)
             primary_p = ([run("numpy", compiled.derived[claim.index], e) for e in envs_p["numpy"]]
                          if derivation is not None else None)
         if not truths:
@@ -592,13 +624,17 @@ def _run_chunk(identity: Identity, graph: Graph, compiled: Compiled, derivation:
             if not cmp.ok:
                 _disagree(out, label, primary_name, name, cmp, primary, other, inputs, identity)
                 return out
-        for name, (idx, other, rtol, rounding) in witnesses.items():
+        for name, (idx, other, rtol, rounding, dirs) in witnesses.items():
+            truth, grow = primary[idx], 1.0
+            if dirs is not None:  # the truth along the same directions: J u
+                truth = (truth.reshape(len(idx), -1, dirs.shape[0]) @ dirs).reshape(len(idx), -1)
+                grow = float(np.abs(dirs).sum(axis=0).max())  # |J u| errors <= |J| errors * sum|u|
             slack = rounding[idx] if rounding is not None else None
             if slack_t is not None:
-                slack = slack_t[idx] if slack is None else slack + slack_t[idx]
-            cmp = compare(other, primary[idx], rtol, noise_t[idx], tol.noise_factor, atol=slack)
+                slack = grow * slack_t[idx] if slack is None else slack + grow * slack_t[idx]
+            cmp = compare(other, truth, rtol, grow * noise_t[idx], tol.noise_factor, atol=slack)
             if not cmp.ok:
-                _disagree(out, label, primary_name, name, cmp, primary[idx], other, inputs, identity,
+                _disagree(out, label, primary_name, name, cmp, truth, other, inputs, identity,
                           sample_ids=idx)
                 return out
         for b in selected:

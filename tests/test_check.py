@@ -162,3 +162,18 @@ def test_samples_are_judged_in_chunks_with_the_same_verdicts(monkeypatch: pytest
         Claim(lambda v: ops.diag(v.p) + ops.outer(v.p, v.p), wrt="z"),))
     refuted = check(wrong, samples=30, backend="numpy")
     assert refuted.verdict == "refuted" and 0 <= refuted.counterexample["sample"] < 30
+
+
+def test_many_entries_are_witnessed_along_random_directions() -> None:
+    cube = Identity("cube_sum", (Variable("x", ("n", "m")),),
+                    (Definition("s", lambda v: ops.tanh(v.x)), Definition("f", lambda v: ops.sum_(v.s ** 3) / 3)),
+                    (Claim(lambda v: v.s ** 2 * (1 - v.s ** 2), wrt="x"),),
+                    sizes=({"n": 8, "m": 8}, {"n": 9, "m": 8}))  # 64 entries: columns; 72: directions
+    result = check(cube, samples=16, backend="numpy")
+    assert result.verdict == "proved"
+    small, large = result.sizes
+    assert "central differences" in small.sources and "complex step" in small.sources
+    assert "central differences along 4 random directions" in large.sources
+    assert "complex step along 4 random directions" in large.sources
+    wrong = dataclasses.replace(cube, name="cube_wrong", claims=(Claim(lambda v: v.s ** 2 * (1 - v.s), wrt="x"),))
+    assert check(wrong, samples=16, backend="numpy").verdict == "refuted"
