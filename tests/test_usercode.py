@@ -263,7 +263,8 @@ def test_gradcheck_fast_mode_passes_an_all_zero_softmax_backward_but_derive_refu
 def test_right_custom_functions_are_consistent() -> None:
     softmax_result = derive.check_autograd_function(Softmax, inputs={"z": ("n",)}, sizes={"n": 256})
     assert softmax_result.verdict == "consistent"
-    assert softmax_result.sizes[0].sources == ("central differences",)  # torch.softmax has no complex kernel
+    # torch.softmax has no complex kernel: the exact truth is autograd of the forward's own ops
+    assert softmax_result.sizes[0].sources == ("autograd of Softmax.forward", "central differences")
     sigmoid_result = derive.check_autograd_function(Sigmoid, inputs={"x": ("n",)}, sizes={"n": 256})
     assert sigmoid_result.verdict == "consistent"
     assert sigmoid_result.sizes[0].sources == ("complex step", "central differences")
@@ -301,3 +302,36 @@ def test_import_derive_does_not_import_torch() -> None:
     code = "import sys, derive; assert 'torch' not in sys.modules; print(derive.check_gradient.__name__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "check_gradient"
+
+
+
+class SoftmaxSlightlyOff(Softmax):
+    @staticmethod
+    def backward(ctx, g):  # noqa: ANN001, ANN205
+        (p,) = ctx.saved_tensors
+        return (1 + 1e-7) * p * (g - (g * p).sum(-1, keepdim=True))
+
+
+class SoftmaxThroughNumpy(torch.autograd.Function):
+    """A forward autograd cannot see into, and real only (numpy float64): finite differences are left."""
+
+    @staticmethod
+    def forward(ctx, z):  # noqa: ANN001, ANN205
+        x = z.detach().numpy().astype(np.float64)
+        e = np.exp(x - x.max())
+        p = torch.as_tensor(e / e.sum())
+        ctx.save_for_backward(p)
+        return p
+
+    @staticmethod
+    def backward(ctx, g):  # noqa: ANN001, ANN205
+        (p,) = ctx.saved_tensors
+        return (1 + 1e-7) * p * (g - (g * p).sum(-1, keepdim=True))
+
+
+def test_autograd_of_the_forward_body_refutes_errors_central_differences_cannot_see() -> None:
+    sharp = derive.check_autograd_function(SoftmaxSlightlyOff, inputs={"z": ("n",)}, sizes={"n": 64}, samples=16)
+    assert sharp.verdict == "refuted" and sharp.counterexample["truth"] == "autograd of SoftmaxSlightlyOff.forward"
+    blind = derive.check_autograd_function(SoftmaxThroughNumpy, inputs={"z": ("n",)}, sizes={"n": 64}, samples=16)
+    assert blind.verdict == "consistent" and blind.sizes[0].sources == ("central differences",)
+    assert "cannot be refuted" in blind.reason
