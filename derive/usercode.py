@@ -11,7 +11,9 @@ dtype's exact tolerance plus the conditioning noise measured by jittering the in
 ulps) and from the extrapolated difference (at that difference's own error estimate), so a
 complex step that is quietly wrong (abs, real parts) cannot refute a correct gradient. With
 central differences alone the verdict is at most "consistent" and errors below the
-central-difference tolerance cannot be seen; the result says so.
+central-difference tolerance cannot be seen; the result says so. For a torch.autograd.Function
+whose forward has no complex kernel, autograd of the forward's own operations (the forward
+called directly) takes the complex step's place.
 
 torch is optional: it is imported only when the user's callables turn out to be torch code,
 or by `check_autograd_function`.
