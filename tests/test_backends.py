@@ -386,3 +386,24 @@ def test_torch_cuda_matches_numpy() -> None:
     assert got.device.type == "cuda" and got.dtype == torch.float64
     assert got.shape == (cols.shape[0], len(exprs))
     np.testing.assert_allclose(got.cpu().numpy(), run_numpy(exprs, cols), rtol=1e-13, atol=1e-14)
+
+
+def test_nested_constants_are_folded_before_common_subexpressions() -> None:
+    # SymPy's cse re-evaluated this nested constant on every sort: 50 s per compile before folding
+    import time
+
+    import sympy as sp
+
+    from derive.backends import compile_program, get
+    from derive.backends.program import fold_constants
+
+    x = sp.Symbol("x", real=True)
+    sig = lambda a: 1 / (1 + sp.exp(-a))  # noqa: E731
+    const = sp.sqrt(sig((sig(sp.Rational(1, 2)) + sp.Rational(1, 2)) ** -2) + sp.Rational(1, 2))
+    start = time.perf_counter()
+    program = compile_program([const - x, const * x], [x])
+    assert time.perf_counter() - start < 5
+    value = float(sp.N(const, 30))
+    assert get("numpy").run(program, [1.0]) == [pytest.approx(value - 1.0, rel=1e-15),
+                                                 pytest.approx(value, rel=1e-15)]
+    assert fold_constants(sp.sqrt(-1 + 0 * x) + x) == sp.I + x  # a complex constant is left alone

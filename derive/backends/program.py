@@ -137,10 +137,24 @@ def stabilise(e: sp.Expr) -> sp.Expr:
                      and any(a.has(Shift) for a in x.args if isinstance(a, sp.exp)), merge)
 
 
+def fold_constants(e: sp.Expr) -> sp.Expr:
+    """Constant subexpressions (sigmoid(1/2), sqrt(2) + log(3)) as 50-digit floats (more than
+    the mpmath backend's 40).
+
+    Evaluation needs their value only, and SymPy's common-subexpression pass re-evaluates a
+    nested constant every time it sorts terms: a few nested exponentials took it minutes."""
+    def fold(x: sp.Expr) -> sp.Expr:
+        value = x.evalf(50)
+        return value if value.is_Float else x  # complex or undefined: left to the lowering
+
+    return e.replace(lambda x: isinstance(x, sp.Expr) and bool(x.args) and not x.is_Number
+                     and not x.free_symbols and not x.has(sp.Indexed), fold)
+
+
 def compile_program(exprs: Sequence[Any], inputs: Sequence[sp.Symbol]) -> Program:
     """Common subexpressions eliminated once; each expression lowered to operation tuples."""
     index: dict[sp.Symbol, Op] = {s: ("in", i) for i, s in enumerate(inputs)}
-    exprs = [stabilise(sp.sympify(e)) for e in exprs]
+    exprs = [stabilise(fold_constants(sp.sympify(e))) for e in exprs]
     replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_t"), order="none")
     temps = []
     for j, (sym, e) in enumerate(replacements):
