@@ -14,10 +14,10 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from . import backends, catalog, symbolic_n
-from .bounded import Bounded, run_bounded, stage
+from .bounded import Bounded, Message, run_bounded, stage
 from .errors import DeriveError, SpecError
 from .fingerprint import fingerprint
-from .numeric import TOLERANCES, NumericOutcome, run_numeric
+from .numeric import TOLERANCES, Compiled, NumericOutcome, compile_graph, run_numeric
 from .pool import run_tasks
 from .proof import Proof, prove_claim
 from .spec import Identity
@@ -47,14 +47,40 @@ def rng_for(seed: int, name: str, size_index: int) -> np.random.Generator:
 
 
 def _symbolic_work(graph: Graph) -> Callable[[], Iterator[object]]:
+    """The derivation, the formulas compiled for the numeric check, then each claim's proof."""
     def work() -> Iterator[object]:
         random.seed(0)  # SymPy's own randomised steps, reproducible (this is a forked worker)
         stage("derivation")
         derivation = derive(graph)
         yield derivation
+        stage("compiling the formulas")
+        yield compile_graph(graph, derivation)
         for claim in graph.claims:
             yield prove_claim(claim.expr - derivation.derived[claim.index], graph)
     return work
+
+
+COMPILE_SECONDS = 30.0
+"""The least time compiling gets when it must run on its own (after the symbolic stage
+stopped): it is usually milliseconds, and the numeric check cannot run without it."""
+
+
+def _compile_work(graph: Graph, derivation: Derivation | None) -> Callable[[], Iterator[object]]:
+    def work() -> Iterator[object]:
+        stage("compiling the formulas")
+        yield compile_graph(graph, derivation)
+    return work
+
+
+def _compile_alone(graph: Graph, derivation: Derivation | None, timeout: float) -> tuple[Compiled | None, str]:
+    """The formulas compiled in a bounded worker of their own; or None and why."""
+    budget = max(timeout, COMPILE_SECONDS)
+    msg = next(run_bounded(_compile_work(graph, derivation), timeout=budget), None)
+    if msg is not None and msg.kind == "item":
+        return msg.value, ""
+    if msg is not None and msg.kind == "timeout":
+        return None, f"timeout in compiling the formulas: not finished within {budget:g} s"
+    return None, f"compiling the formulas failed: {msg.value if msg is not None else 'no output'}"
 
 
 def _check_size(identity: Identity, sizes: dict[str, int], index: int, *, names: tuple[str, ...],
@@ -72,9 +98,26 @@ def _check_size(identity: Identity, sizes: dict[str, int], index: int, *, names:
         sym_status = "timeout" if first.kind == "timeout" else "error"
         sym_detail = (f"timeout in {first.stage or 'derivation'}: not finished within {timeout:g} s"
                       if first.kind == "timeout" else f"derivation failed: {first.value}")
+    compiled: Compiled | None = None
+    stopped: Message | None = None  # the symbolic worker stopped before its proofs
+    if derivation is not None:
+        msg = next(stream, None)
+        if msg is not None and msg.kind == "item":
+            compiled = msg.value
+        else:
+            stopped = msg or Message("error", "it ended before compiling the formulas")
+    why = ""
+    if compiled is None:
+        compiled, why = _compile_alone(graph, derivation, timeout)
+    if compiled is None:  # nothing can be evaluated: no truth, no verdict
+        symbolic = Symbolic("timeout" if "timeout" in why else "error", round(time.perf_counter() - start, 4),
+                            detail=why)
+        return SizeResult(dict(sizes), INCONCLUSIVE, symbolic, (), why, None, (), (),
+                          round(time.perf_counter() - start, 4))
     stage(f"the numeric check{_at(sizes)}")
     numeric = run_numeric(identity, graph, derivation, backend_names=names, samples=samples,
-                          rng=rng_for(seed, identity.name, index), seed=seed, device=device)
+                          rng=rng_for(seed, identity.name, index), seed=seed, device=device,
+                          compiled=compiled)
     if numeric.counterexample:
         if catalog.CATALOG.get(identity.name) is identity:
             rerun = f"derive check {identity.name} --seed {seed}"
@@ -84,7 +127,11 @@ def _check_size(identity: Identity, sizes: dict[str, int], index: int, *, names:
             rerun = f"derive.check(<{identity.name}>, seed={seed})"
         numeric.counterexample["rerun"] = rerun
     proofs: list[Proof] = []
-    if derivation is not None:
+    if stopped is not None:
+        sym_status = "timeout" if stopped.kind == "timeout" else "error"
+        sym_detail = (f"timeout in {stopped.stage or 'compiling the formulas'}: not finished within {timeout:g} s"
+                      if stopped.kind == "timeout" else f"the symbolic worker failed: {stopped.value}")
+    elif derivation is not None:
         for msg in stream:
             if msg.kind != "item":
                 sym_status = "timeout" if msg.kind == "timeout" else "error"

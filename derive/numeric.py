@@ -485,13 +485,15 @@ CHUNK_ENTRIES = 2**21
 def run_numeric(identity: Identity, graph: Graph, derivation: Derivation | None, *,
                 backend_names: tuple[str, ...], samples: int, rng: np.random.Generator,
                 seed: int, dtype: str = "float64", device: str = "cpu",
-                chunk: int | None = None) -> NumericOutcome:
+                chunk: int | None = None, compiled: Compiled | None = None) -> NumericOutcome:
     """Sample, establish the truth from agreeing sources, and judge every claim against it.
 
     Samples are drawn and judged in chunks, so memory stays bounded whatever their number;
-    the first chunk that refutes, or whose truths disagree, decides.
+    the first chunk that refutes, or whose truths disagree, decides. `compiled`: the graph's
+    formulas already compiled (in the bounded symbolic worker), else they are compiled here.
     """
-    compiled = compile_graph(graph, derivation)
+    if compiled is None:
+        compiled = compile_graph(graph, derivation)
     width = max([len(compiled.symbols), *(c.expr.size for c in graph.claims),
                  *(c.expr.size * len(compiled.slots[c.wrt]) for c in graph.claims if c.wrt)])
     chunk = chunk or max(1, CHUNK_ENTRIES // max(1, width))

@@ -125,3 +125,20 @@ def test_a_hang_outside_the_symbolic_worker_is_stopped_and_its_stage_named(monke
     (result,) = report.results
     assert result.verdict == "inconclusive"
     assert result.reason.startswith("timeout in the numeric check: the identity did not finish within 3 s")
+
+
+def _compile_hangs(graph, derivation):  # noqa: ANN001, ANN202 - stands in for a SymPy pathology in cse
+    time.sleep(60)
+
+
+def test_compiling_the_formulas_is_bounded_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    check_module = importlib.import_module("derive.check")
+    monkeypatch.setattr(check_module, "compile_graph", _compile_hangs)
+    monkeypatch.setattr(check_module, "COMPILE_SECONDS", 1.0)
+    start = time.perf_counter()
+    result = check(catalog.get("tanh_derivative"), samples=4, timeout=1.0)
+    assert time.perf_counter() - start < 8
+    assert result.verdict == "inconclusive"
+    assert result.reason.startswith("timeout in compiling the formulas: not finished within 1 s")
