@@ -472,10 +472,13 @@ def _discrete_slots(identity: Identity, compiled: Compiled) -> set[int]:
 
 def _magnitude_floor(env: list[Any], count: int, tol: Tolerance) -> np.ndarray:
     """Absolute slack for black-box truths (autograd, library code), whose internal rounding we
-    cannot see: noise_factor * eps * M^2, M the largest magnitude among the forward's values."""
+    cannot see: noise_factor * eps * M, M the largest magnitude among the forward's values
+    (at least 1). Rounding inside the library moves its result by about eps times the values it
+    computes with; errors proportional to the derivative itself are the relative tolerance's.
+    (An M^2 slack, as once used, let any claim pass once the forward passed 1e77.)"""
     mags = [np.broadcast_to(np.abs(np.asarray(v, dtype=np.float64)), (count,)) for v in env if v is not None]
     m = np.maximum(1.0, np.max(np.where(np.isfinite(mags), mags, 0.0), axis=0)) if mags else np.ones(count)
-    return tol.noise_factor * EPS * m**2
+    return tol.noise_factor * EPS * m
 
 
 CHUNK_ENTRIES = 2**21

@@ -22,6 +22,7 @@ import io
 import math
 import operator
 import tokenize
+import warnings
 import unicodedata
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -222,7 +223,9 @@ def parse_formula(text: str, *, names: Collection[str], where: str = "", line: i
     _check_characters(text, loc)
     _check_numbers(text, loc)
     try:
-        tree = ast.parse(text, mode="eval")
+        with warnings.catch_warnings():  # Python's own warnings ("invalid decimal literal") are
+            warnings.simplefilter("ignore")  # not the user's one line: its errors are
+            tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         pos = loc.at(exc.lineno or 1, max((exc.offset or 1) - 1, 0))
         raise loc.error(pos, f"cannot read the formula ({exc.msg})") from None

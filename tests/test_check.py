@@ -177,3 +177,12 @@ def test_many_entries_are_witnessed_along_random_directions() -> None:
     assert "complex step along 4 random directions" in large.sources
     wrong = dataclasses.replace(cube, name="cube_wrong", claims=(Claim(lambda v: v.s ** 2 * (1 - v.s), wrt="x"),))
     assert check(wrong, samples=16, backend="numpy").verdict == "refuted"
+
+
+def test_a_huge_forward_value_does_not_let_a_wrong_claim_pass() -> None:
+    # the black-box slack once grew like M^2: at f ~ e^200 it dwarfed the derivative itself
+    big = Identity("big", (Variable("x"),), (Definition("f", lambda v: ops.exp(200 + v.x ** 2)),),
+                   (Claim(lambda v: 2.001 * v.x * v.f, wrt="x"),))
+    result = check(big, samples=16, timeout=0.001)  # no SymPy truth: autograd judges
+    assert result.symbolic.status == "timeout"
+    assert result.verdict == "refuted", result.reason
