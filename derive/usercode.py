@@ -984,6 +984,27 @@ class _FunctionCheck:
             return None
         return outs
 
+    def _projected_vjps(self, outs: list[Any], leaves: list[Any], v: np.ndarray, u: np.ndarray,
+                        sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(v_i^T J) u_k by autograd through `outs` for every cotangent v_i and direction u_k,
+        and the same with absolute values (a rounding scale)."""
+        torch = self.torch
+        proj = np.zeros((len(v), len(u)))
+        absum = np.zeros((len(v), len(u)))
+        for i in range(len(v)):
+            cot, offset = [], 0
+            for o in outs:
+                cot.append(torch.as_tensor(v[i, offset:offset + o.numel()]).reshape(o.shape).to(o.dtype))
+                offset += o.numel()
+            pairs = [(o, c) for o, c in zip(outs, cot) if o.requires_grad]
+            grads = (torch.autograd.grad([p[0] for p in pairs], leaves, grad_outputs=[p[1] for p in pairs],
+                                         retain_graph=True, allow_unused=True) if pairs else [None] * len(leaves))
+            g = np.concatenate([np.zeros(s) if gr is None else gr.detach().cpu().numpy().ravel()
+                                for gr, s in zip(grads, sizes)])
+            proj[i] = u @ g
+            absum[i] = np.abs(u) @ np.abs(g)
+        return proj, absum
+
     def _apply(self, values: dict[str, np.ndarray | Any], grad: bool = False) -> list[Any]:
         torch = self.torch
         args = [v if isinstance(v, torch.Tensor) else torch.as_tensor(np.ascontiguousarray(v))
@@ -1052,46 +1073,17 @@ class _FunctionCheck:
                 leaves[n] = leaves[n].clone().requires_grad_(True)
             with torch.enable_grad():
                 outs = self._apply(leaves, grad=True)
-                claim = np.zeros((DIRECTIONS, DIRECTIONS))
-                absum = np.zeros((DIRECTIONS, DIRECTIONS))
-                for i in range(DIRECTIONS):
-                    cot, offset = [], 0
-                    for o in outs:
-                        cot.append(torch.as_tensor(v[i, offset:offset + o.numel()]).reshape(o.shape).to(o.dtype))
-                        offset += o.numel()
-                    pairs = [(o, c) for o, c in zip(outs, cot) if o.requires_grad]
-                    if pairs:
-                        try:
-                            grads = torch.autograd.grad([p[0] for p in pairs], [leaves[n] for n in diff],
-                                                        grad_outputs=[p[1] for p in pairs],
-                                                        retain_graph=True, allow_unused=True)
-                        except RuntimeError as exc:
-                            raise SpecError(f"{self.fn_class.__name__}.backward failed: {_one_line(exc)}") from exc
-                    else:
-                        grads = [None] * len(diff)
-                    g = np.concatenate([np.zeros(s) if gr is None else gr.detach().cpu().numpy().ravel()
-                                        for gr, s in zip(grads, sizes)])
-                    claim[i] = u @ g
-                    absum[i] = np.abs(u) @ np.abs(g)
+                try:
+                    claim, absum = self._projected_vjps(outs, [leaves[n] for n in diff], v, u, sizes)
+                except RuntimeError as exc:
+                    raise SpecError(f"{self.fn_class.__name__}.backward failed: {_one_line(exc)}") from exc
             body_leaves = {n: torch.as_tensor(np.ascontiguousarray(a)) for n, a in vals.items()}
             for n in diff:
                 body_leaves[n] = body_leaves[n].clone().requires_grad_(True)
             body = self._body(body_leaves)
             exact = None
             if body is not None and len(body) == len(outs):
-                exact = np.zeros((DIRECTIONS, DIRECTIONS))
-                for i in range(DIRECTIONS):
-                    cot, offset = [], 0
-                    for o in body:
-                        cot.append(torch.as_tensor(v[i, offset:offset + o.numel()]).reshape(o.shape).to(o.dtype))
-                        offset += o.numel()
-                    pairs = [(o, c) for o, c in zip(body, cot) if o.requires_grad]
-                    grads = torch.autograd.grad([p[0] for p in pairs], [body_leaves[n] for n in diff],
-                                                grad_outputs=[p[1] for p in pairs], retain_graph=True,
-                                                allow_unused=True)
-                    g = np.concatenate([np.zeros(s) if gr is None else gr.detach().cpu().numpy().ravel()
-                                        for gr, s in zip(grads, sizes)])
-                    exact[i] = u @ g
+                exact, _ = self._projected_vjps(body, [body_leaves[n] for n in diff], v, u, sizes)
             rich = [(4 * a - b) / 3 for a, b in zip(d1, d2)]
             res = {"f": fv, "d1": v @ np.stack(d1, 1), "d2": v @ np.stack(d2, 1),
                    "rich": v @ np.stack(rich, 1), "claim": claim, "absum": absum,
