@@ -497,8 +497,8 @@ def run_numeric(identity: Identity, graph: Graph, derivation: Derivation | None,
     """
     if compiled is None:
         compiled = compile_graph(graph, derivation)
-    width = max([len(compiled.symbols), *(c.expr.size for c in graph.claims),
-                 *(c.expr.size * len(compiled.slots[c.wrt]) for c in graph.claims if c.wrt)])
+    # the widest per-sample array: the slot list, or a claim (a Jacobian's shape includes wrt)
+    width = max([len(compiled.symbols), *(c.expr.size for c in graph.claims)])
     chunk = chunk or max(1, CHUNK_ENTRIES // max(1, width))
     out = NumericOutcome("agree", samples)
     done = 0

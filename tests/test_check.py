@@ -155,9 +155,18 @@ def test_samples_are_judged_in_chunks_with_the_same_verdicts(monkeypatch: pytest
     numeric = importlib.import_module("derive.numeric")
     softmax = catalog.get("softmax_jacobian")  # n = 3 and 5: Jacobians of 9 and 25 entries
     monkeypatch.setattr(numeric, "CHUNK_ENTRIES", 25 * 7)  # chunks of 7 samples at n = 5
+    counts: list[int] = []
+    judge = numeric._run_chunk
+
+    def counting(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        counts.append(kwargs["samples"])
+        return judge(*args, **kwargs)
+
+    monkeypatch.setattr(numeric, "_run_chunk", counting)
     result = check(softmax, samples=30, backend="numpy")
     assert result.verdict == "proved"
-    assert all(n.samples == 2 * 30 for n in result.numeric)  # every sample of both sizes judged
+    # n = 3: 9-entry Jacobians, chunks of 19; n = 5: 25-entry ones, chunks of 7: every sample judged
+    assert counts == [19, 11, 7, 7, 7, 7, 2]
     wrong = dataclasses.replace(softmax, name="softmax_plus", claims=(
         Claim(lambda v: ops.diag(v.p) + ops.outer(v.p, v.p), wrt="z"),))
     refuted = check(wrong, samples=30, backend="numpy")
