@@ -47,6 +47,16 @@ _REPORT: Any = None  # the pipe to the parent, inside a worker
 _STAGE = ""
 
 
+def limit_memory(extra: int) -> None:
+    """Cap this process's address space at what it already maps (torch alone maps hundreds of
+    MB, CUDA GBs) plus `extra` bytes, never above a cap it already has (a pool worker's)."""
+    limit = _mapped_bytes() + extra
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 def report_to(conn: Any) -> None:
     """Send `stage` reports to `conn` (a pool worker's pipe to its parent)."""
     global _REPORT, _STAGE
@@ -85,12 +95,7 @@ def _child(conn: Any, work: Callable[[], Iterator[Any]], memory: int) -> None:
     die_with_parent()
     try:
         if memory:
-            # on top of what the process already maps (torch alone maps hundreds of MB, CUDA GBs)
-            limit = _mapped_bytes() + memory
-            _, hard = resource.getrlimit(resource.RLIMIT_AS)
-            if hard != resource.RLIM_INFINITY:  # inside a pool worker that has its own limit
-                limit = min(limit, hard)
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            limit_memory(memory)
         for item in work():
             conn.send(("item", item))
         conn.send(("done", None))

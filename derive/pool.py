@@ -11,7 +11,6 @@ from __future__ import annotations
 import faulthandler
 import multiprocessing as mp
 import os
-import resource
 import signal
 import time
 from dataclasses import dataclass
@@ -45,12 +44,7 @@ def _serve(conn: Connection, work: Callable[[int], Any], memory: int) -> None:
         faulthandler.disable()  # a crash is reported by the parent, as one line
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C stops
     if memory:
-        from .bounded import _mapped_bytes
-
-        limit = _mapped_bytes() + memory
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        if hard == resource.RLIM_INFINITY or limit < hard:
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        bounded.limit_memory(memory)
     while True:
         try:
             index = conn.recv()
