@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F  # noqa: N812 - torch's own name
 
-from derive.backward import BackwardCheck
+from derive.usercode.backward import BackwardCheck
 
 torch.set_num_threads(1)
 ERRORS = [10.0 ** -k for k in range(1, 13)]
@@ -197,8 +197,8 @@ def time_check_all() -> float:
 
 def time_softmax_proofs() -> dict[int, float]:
     from derive import catalog
-    from derive.proof import prove_claim
-    from derive.symbolic import build, derive
+    from derive.symbolic.proof import prove_claim
+    from derive.symbolic.graph import build, derive
 
     out = {}
     for n in (8, 16, 32, 64):
@@ -214,7 +214,7 @@ def time_softmax_proofs() -> dict[int, float]:
 def peak_memory_million() -> dict:
     """A child process checks 1,000,000 samples at n = 256; its peak resident set size."""
     code = ("import torch; torch.set_num_threads(1); import sys; sys.path.insert(0, 'benchmarks');"
-            "from backward import softmax_function; from derive.backward import check_backward;"
+            "from backward import softmax_function; from derive.usercode.backward import check_backward;"
             "r = check_backward(softmax_function(), 'softmax_jacobian', sizes={'n': 256}, samples=1_000_000);"
             "print(r.verdict)")
     start = time.perf_counter()

@@ -8,7 +8,8 @@ from __future__ import annotations
 import time
 
 from derive import catalog
-from derive.symbolic_n import size_names, work
+from derive.symbolic.indexed_graph import size_names
+from derive.symbolic.every_n_proof import work
 
 
 def main() -> None:

@@ -1,16 +1,19 @@
 """derive: check hand-written gradients and tell proved, refuted, consistent or inconclusive."""
 
-from .backward import check_backward
-from .check import check, check_all
-from .domains import (BINARY, INVERTIBLE, ONE_HOT, POSITIVE, REAL, SIMPLEX, SPD, SPD_MATRIX,
-                      UNIT_INTERVAL, Binary, Domain, Invertible, Label, OneHot, Positive, Real,
-                      Simplex, UnitInterval)
 from .errors import DeriveError, ParseError, SpecError, UnknownIdentityError, UnsupportedError
-from .spec import Claim, Definition, Identity, Reference, Variable
-from .usercode import assert_autograd_function, assert_gradient, check_autograd_function, check_gradient
-from .verdict import CONSISTENT, INCONCLUSIVE, PROVED, REFUTED, Report, Result
-
-__version__ = "0.1.0"
+from .model import ops as ops  # derive.ops: the vocabulary of formulas
+from .model.domains import (BINARY, INVERTIBLE, ONE_HOT, POSITIVE, REAL, SIMPLEX, SPD, SPD_MATRIX,
+                            UNIT_INTERVAL, Binary, Domain, Invertible, Label, OneHot, Positive, Real,
+                            Simplex, UnitInterval)
+from .model.spec import Claim, Definition, Identity, Reference, Variable
+from .model.verdict import CONSISTENT, INCONCLUSIVE, PROVED, REFUTED, Report, Result
+from .numeric import callables as callables  # derive.callables.make_forward / make_claim
+from .present import notebook as _notebook  # noqa: F401  (attaches Jupyter's displays to the result data)
+from .run.check import check, check_all
+from .usercode.backward import check_backward
+from .usercode.function import assert_autograd_function, check_autograd_function
+from .usercode.gradient import assert_gradient, check_gradient
+from .version import __version__ as __version__
 
 __all__ = [
     "check", "check_all", "Identity", "Variable", "Definition", "Claim", "Reference",

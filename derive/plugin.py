@@ -42,7 +42,7 @@ class SpecFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         from .errors import DeriveError
-        from .loader import resolve
+        from .run.loader import resolve
 
         try:
             identities = resolve(str(self.path))
@@ -60,7 +60,7 @@ class IdentityItem(pytest.Item):
         self.identity = identity
 
     def runtest(self) -> None:
-        from .check import check
+        from .run.check import check
 
         config = self.config
         result = check(self.identity, samples=config.getoption("derive_samples"),

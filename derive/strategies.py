@@ -18,9 +18,9 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from .domains import Binary, Domain, Label, OneHot, Positive, Real, Simplex, UnitInterval
+from .model.domains import Binary, Domain, Label, OneHot, Positive, Real, Simplex, UnitInterval
 from .errors import SpecError
-from .spec import Identity, Variable
+from .model.spec import Identity, Variable
 
 _FLOAT = {"allow_nan": False, "allow_infinity": False, "allow_subnormal": False}
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .check import check
-from .spec import Identity
-from .verdict import Result
+from .run.check import check
+from .model.spec import Identity
+from .model.verdict import Result
 
 
 def failure_message(result: Result) -> str:

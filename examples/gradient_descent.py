@@ -13,7 +13,7 @@ import sys
 
 import torch
 
-from derive.callables import make_claim, make_forward
+from derive.numeric.callables import make_claim, make_forward
 from derive.catalog import get
 
 SEED_END = (0.39785866768425965, 0.5304782235790126)

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from derive.callables import make_claim, make_forward
+from derive.numeric.callables import make_claim, make_forward
 from derive.catalog import get
 
 LR, STEPS, BETAS, EPS = 1e-3, 20000, (0.9, 0.999), 1e-8

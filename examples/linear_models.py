@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from derive.callables import make_claim
+from derive.numeric.callables import make_claim
 from derive.catalog import get
 
 X_DATA, Y_DATA = [1.0, 2.0, 3.0], [2.0, 4.0, 6.0]

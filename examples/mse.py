@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from derive.callables import make_claim, make_forward
+from derive.numeric.callables import make_claim, make_forward
 from derive.catalog import get
 
 SIZES = {"n": 9}

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from derive import Claim, Identity, catalog, check
-from derive.explain import explain
-from derive.latex import render_tex
-from derive.verdict import Result
+from derive.symbolic.explain import explain
+from derive.present.latex import render_tex
+from derive.model.verdict import Result
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -1,4 +1,4 @@
-"""derive.backends: one compiled program, evaluated by numpy (batched arrays), torch (float64
+"""derive.numeric.backends: one compiled program, evaluated by numpy (batched arrays), torch (float64
 tensors, on any device) and mpmath (scalars at high precision), gives the same values."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derive import backends
-from derive.backends import Program, compile_program, evaluate
+from derive.numeric import backends
+from derive.numeric.backends import Program, compile_program, evaluate
 from derive.errors import SpecError, UnsupportedError
 
 x, y = sp.symbols("x y", real=True)
@@ -313,7 +313,7 @@ def test_torch_piecewise_with_constant_one_first_is_right() -> None:
 def test_a_correct_piecewise_claim_is_proved_on_the_torch_backend() -> None:
     pytest.importorskip("torch")
     from derive import Claim, Definition, Identity, Variable, check
-    from derive.ops import abs_, elementwise
+    from derive.model.ops import abs_, elementwise
 
     sign = elementwise(lambda a: sp.Piecewise((-1, a < 0), (1, True)))
     identity = Identity("abs_derivative_piecewise", (Variable("x"),),
@@ -394,8 +394,8 @@ def test_nested_constants_are_folded_before_common_subexpressions() -> None:
 
     import sympy as sp
 
-    from derive.backends import compile_program, get
-    from derive.backends.program import fold_constants
+    from derive.numeric.backends import compile_program, get
+    from derive.numeric.backends.program import fold_constants
 
     x = sp.Symbol("x", real=True)
     sig = lambda a: 1 / (1 + sp.exp(-a))  # noqa: E731

@@ -10,12 +10,13 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from derive import catalog
-from derive.backward import BackwardCheck, check_backward
+from derive.usercode.backward import BackwardCheck, check_backward
 from derive.errors import SpecError, UnknownIdentityError, UnsupportedError
-from derive.indexed_eval import Evaluator, kit
-from derive import ops
-from derive.spec import Definition, Reference
-from derive.symbolic_n import build_indexed, derive_indexed
+from derive.numeric.indexed_eval import Evaluator, kit
+from derive.model import ops
+from derive.model.spec import Definition, Reference
+from derive.symbolic.indexed_graph import build_indexed
+from derive.symbolic.every_n import derive_indexed
 
 
 def softmax_fn(scale: float = 1.0, zero: bool = False) -> type:

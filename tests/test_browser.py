@@ -24,8 +24,8 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("latex2mathml")
 
 from derive import catalog  # noqa: E402
-from derive.report import render_html  # noqa: E402
-from derive.verdict import Report, Result, Symbolic  # noqa: E402
+from derive.present.report import render_html  # noqa: E402
+from derive.model.verdict import Report, Result, Symbolic  # noqa: E402
 
 from test_report import external_references  # noqa: E402
 

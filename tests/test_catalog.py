@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from derive import catalog, check
-from derive.numeric import TOLERANCES
+from derive.numeric.tolerance import TOLERANCES
 
 REQUIRED = [
     "sigmoid_derivative", "tanh_derivative", "relu_derivative", "dot_product_gradient",

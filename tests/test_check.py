@@ -9,9 +9,9 @@ import pytest
 import sympy as sp
 
 from derive import (BINARY, Claim, Definition, Identity, Reference, SpecError, Variable, catalog,
-                    check)
-from derive import ops
-from derive.verdict import Report, report_from_json
+    check)
+from derive.model import ops
+from derive.model.verdict import Report, report_from_json
 
 torch = pytest.importorskip("torch")
 
@@ -77,9 +77,9 @@ def test_a_symbolic_timeout_still_judges_numerically() -> None:
 def test_a_proof_contradicted_by_numerics_is_inconclusive(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
-    from derive.proof import Proof
+    from derive.symbolic.proof import Proof
 
-    check_module = importlib.import_module("derive.check")
+    check_module = importlib.import_module("derive.run.check")
 
     monkeypatch.setattr(check_module, "prove_claim", lambda *a, **k: Proof(True, ("bogus",)))
     wrong = sigmoid_with(Claim(lambda v: v.s * (1 + v.s), wrt="x"))
@@ -152,7 +152,7 @@ def test_report_json_round_trips() -> None:
 def test_samples_are_judged_in_chunks_with_the_same_verdicts(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
-    numeric = importlib.import_module("derive.numeric")
+    numeric = importlib.import_module("derive.numeric.judge")
     softmax = catalog.get("softmax_jacobian")  # n = 3 and 5: Jacobians of 9 and 25 entries
     monkeypatch.setattr(numeric, "CHUNK_ENTRIES", 25 * 7)  # chunks of 7 samples at n = 5
     counts: list[int] = []

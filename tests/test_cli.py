@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from derive import catalog
-from derive.cli import main
+from derive.present.cli import main
 
 
 def run(*argv: str) -> tuple[int, str, str]:

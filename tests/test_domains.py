@@ -10,10 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from derive import (BINARY, ONE_HOT, POSITIVE, REAL, SIMPLEX, UNIT_INTERVAL, Binary, Claim,
-                    Definition, Identity, Label, OneHot, Positive, Real, Simplex, UnitInterval,
-                    Variable)
-from derive.ops import sum_
-from derive.symbolic import build
+    Definition, Identity, Label, OneHot, Positive, Real, Simplex, UnitInterval, Variable)
+from derive.model.ops import sum_
+from derive.symbolic.graph import build
 
 SIZES = {"k": 4}
 ALL = [REAL, POSITIVE, UNIT_INTERVAL, SIMPLEX, ONE_HOT, BINARY, Label(classes="k")]

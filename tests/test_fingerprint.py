@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from derive import catalog
-from derive.check import fingerprint
-from derive.loader import resolve
+from derive.run.check import fingerprint
+from derive.run.loader import resolve
 
 MODULE = '''
 import sympy as sp
@@ -26,7 +26,7 @@ IDENTITIES = [Identity("square", (Variable("x"),), (Definition("f", lambda v: _s
 
 
 def test_every_catalog_fingerprint_is_the_same_in_another_process() -> None:
-    code = ("from derive import catalog; from derive.check import fingerprint; "
+    code = ("from derive import catalog; from derive.run.fingerprint import fingerprint; "
             "print(' '.join(fingerprint(i, seed=0) for i in catalog.CATALOG.values()))")
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert other.returncode == 0, other.stderr

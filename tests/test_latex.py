@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from derive import catalog, check
-from derive.cli import main
-from derive.explain import explain
-from derive.latex import escape, explanation_latex, render_markdown, render_standalone, render_tex, tex
+from derive.present.cli import main
+from derive.symbolic.explain import explain
+from derive.present.latex import (escape, explanation_latex, render_markdown, render_standalone,
+    render_tex, tex)
 
 GOLDEN = Path(__file__).parent / "golden"
 PINNED = ["softmax_jacobian", "mlp_hidden_delta", "sigmoid_derivative", "log_softmax_gradient",
@@ -136,7 +137,7 @@ def test_derivations_are_the_same_whatever_the_string_hash_seed() -> None:
     import subprocess
     import sys
 
-    code = ("from derive import catalog; from derive.explain import explain; from derive.latex import render_tex; "
+    code = ("from derive import catalog; from derive.symbolic.explain import explain; from derive.present.latex import render_tex; "
             "print(render_tex(explain(catalog.get('attention_backward'))))")
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}

@@ -14,16 +14,12 @@ import torch.nn.functional as F
 from catalog_helpers import assert_twin_refuted, check_twin, matches_golden
 
 from derive import catalog, check
-from derive.callables import make_claim
-from derive.catalog.layers import (
-    gelu_exact_derivative,
-    gelu_tanh_derivative,
-    mlp_backprop_identity,
-)
+from derive.numeric.callables import make_claim
+from derive.catalog.layers import gelu_exact_derivative, gelu_tanh_derivative, mlp_backprop_identity
 from derive.errors import SpecError
-from derive.ops import exp, mean, outer, sigmoid, size, sum_
-from derive.proof import prove_claim
-from derive.symbolic import build, derive
+from derive.model.ops import exp, mean, outer, sigmoid, size, sum_
+from derive.symbolic.proof import prove_claim
+from derive.symbolic.graph import build, derive
 
 LAYERS = [i.name for i in catalog.layers.IDENTITIES]
 

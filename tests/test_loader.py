@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from derive import SpecError
-from derive.cli import main
-from derive.loader import load_module
+from derive.present.cli import main
+from derive.run.loader import load_module
 
 MODULE = '''
 from derive import Claim, Definition, Identity, Variable, ops

@@ -12,9 +12,9 @@ import sympy as sp
 from catalog_helpers import assert_twin_refuted, check_twin, matches_golden
 
 from derive import catalog, check
-from derive.explain import explain
-from derive.latex import render_tex
-from derive.ops import eye, inv, size, sum_, trace
+from derive.symbolic.explain import explain
+from derive.present.latex import render_tex
+from derive.model.ops import eye, inv, size, sum_, trace
 
 MATRIX = [i.name for i in catalog.matrix.IDENTITIES]
 

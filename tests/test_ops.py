@@ -1,4 +1,4 @@
-"""derive.ops builds the SymPy expressions the textbooks write, on scalars and object arrays;
+"""derive.ops (derive.model.ops) builds the SymPy expressions the textbooks write, on scalars and object arrays;
 derive.symbolic.build turns the Floats an author writes into exact rationals."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derive import Claim, Definition, Identity, Variable, ops
-from derive.symbolic import build
+from derive import Claim, Definition, Identity, Variable
+from derive.model import ops
+from derive.symbolic.graph import build
 
 
 def vec(name: str, n: int) -> np.ndarray:

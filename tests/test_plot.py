@@ -14,8 +14,10 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from derive import Claim, catalog, check, ops, plot  # noqa: E402
-from derive.cli import main  # noqa: E402
+from derive import Claim, catalog, check
+from derive.model import ops
+from derive.present import plot  # noqa: E402
+from derive.present.cli import main  # noqa: E402
 from derive.errors import DeriveError, UnsupportedError  # noqa: E402
 
 EXAMPLE_ENDS = {(-4.0, 0.0): (-3.7793, -3.2832), (1.0, 0.0): (3.0, 2.0)}  # examples/himmelblau_adam.py

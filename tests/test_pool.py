@@ -11,10 +11,10 @@ import pytest
 import sympy as sp
 
 from derive import catalog
-from derive.check import check, check_all
+from derive.run.check import check, check_all
 from derive.errors import SpecError
-from derive.pool import run_tasks
-from derive.spec import Claim, Definition, Identity, Variable
+from derive.run.pool import run_tasks
+from derive.model.spec import Claim, Definition, Identity, Variable
 
 
 def test_tasks_run_in_parallel_workers_and_every_index_comes_back() -> None:
@@ -116,7 +116,7 @@ def _numeric_hangs(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
 def test_a_hang_outside_the_symbolic_worker_is_stopped_and_its_stage_named(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
-    check_module = importlib.import_module("derive.check")
+    check_module = importlib.import_module("derive.run.check")
     monkeypatch.setattr(check_module, "run_numeric", _numeric_hangs)
     monkeypatch.setattr(check_module, "wall_limit", lambda identity, timeout: 3.0)
     start = time.perf_counter()
@@ -134,7 +134,7 @@ def _compile_hangs(graph, derivation):  # noqa: ANN001, ANN202 - stands in for a
 def test_compiling_the_formulas_is_bounded_too(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
-    check_module = importlib.import_module("derive.check")
+    check_module = importlib.import_module("derive.run.check")
     monkeypatch.setattr(check_module, "compile_graph", _compile_hangs)
     monkeypatch.setattr(check_module, "COMPILE_SECONDS", 1.0)
     start = time.perf_counter()

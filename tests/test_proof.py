@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from derive import REAL, SIMPLEX, Claim, Definition, Identity, Variable
 from derive.catalog import get, names
-from derive.ops import eye, log, mean, outer, relu, sigmoid, softmax, step, sum_
-from derive.proof import MAX_KINKS, kink_args, prove_claim, prove_zero
-from derive.symbolic import Graph, build, derive
+from derive.model.ops import eye, log, mean, outer, relu, sigmoid, softmax, step, sum_
+from derive.symbolic.proof import MAX_KINKS, kink_args, prove_claim, prove_zero
+from derive.symbolic.graph import Graph, build, derive
 
 x, y, z = sp.symbols("x y z", real=True)
 

@@ -20,9 +20,9 @@ import pytest
 import sympy as sp
 
 from derive import Claim, Identity, check
-from derive.callables import make_claim
+from derive.numeric.callables import make_claim
 from derive.catalog import get
-from derive.ops import eye, log, log_softmax, mean, outer, step, sum_
+from derive.model.ops import eye, log, log_softmax, mean, outer, step, sum_
 
 SAMPLES = 32
 SEED = 1234

@@ -16,10 +16,10 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("latex2mathml")
 
 from derive import catalog  # noqa: E402
-from derive.cli import main, render_table  # noqa: E402
+from derive.present.cli import main, render_table  # noqa: E402
 from derive.errors import DeriveError  # noqa: E402
-from derive.report import Cell, cell, derivation_table, mathml, split_columns  # noqa: E402
-from derive.verdict import Report, Result, Symbolic  # noqa: E402
+from derive.present.report import Cell, cell, derivation_table, mathml, split_columns  # noqa: E402
+from derive.model.verdict import Report, Result, Symbolic  # noqa: E402
 
 HOSTILE = '''
 [[identity]]
@@ -87,8 +87,8 @@ def test_markup_inside_latex_never_reaches_the_page(tex: str) -> None:
 
 
 def test_a_derivation_becomes_a_table_without_fallbacks() -> None:
-    from derive.explain import explain
-    from derive.latex import derivation_lines
+    from derive.symbolic.explain import explain
+    from derive.present.latex import derivation_lines
 
     table, fallbacks = derivation_table(derivation_lines(explain(catalog.get("relu_derivative"))))
     assert fallbacks == 0
@@ -205,7 +205,7 @@ def test_the_reference_scanner_finds_what_a_browser_would_fetch() -> None:
 
 
 def test_progress_line_shows_the_elapsed_time_on_a_terminal_only() -> None:
-    from derive.cli import _Progress
+    from derive.present.cli import _Progress
 
     tty, plain = FakeTTY(), io.StringIO()
     for stream in (tty, plain):
@@ -218,14 +218,14 @@ def test_progress_line_shows_the_elapsed_time_on_a_terminal_only() -> None:
 
 
 def test_elapsed_is_short() -> None:
-    from derive.terminal import elapsed
+    from derive.present.terminal import elapsed
 
     assert (elapsed(4.21), elapsed(65.2), elapsed(3600)) == ("4.2s", "1m05s", "60m00s")
 
 
 def test_catalog_claims_are_typeset_and_spec_file_formulas_stay_source() -> None:
     from derive import catalog
-    from derive.report import _claim
+    from derive.present.report import _claim
 
     softmax = _claim(catalog.get("softmax_jacobian"))
     assert softmax.count("<math") == 2 and "<code>" not in softmax  # definition and claim

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sympy as sp
 
-from derive.cli import main
+from derive.present.cli import main
 
 DERIVE = [str(Path(sys.executable).with_name("derive"))]
 

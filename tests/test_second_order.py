@@ -12,16 +12,12 @@ import sympy as sp
 from catalog_helpers import assert_twin_refuted, matches_golden
 
 from derive import Claim, Definition, Identity, Reference, Variable, catalog, check
-from derive.catalog.second_order import (
-    CROSS_ENTROPY,
-    HIMMELBLAU,
-    himmelblau,
-    himmelblau_critical_notes,
-)
-from derive.critical import critical_points, summary
+from derive.catalog.second_order import (CROSS_ENTROPY, HIMMELBLAU, himmelblau,
+    himmelblau_critical_notes)
+from derive.numeric.critical import critical_points, summary
 from derive.errors import SpecError
-from derive.ops import diag, logsumexp, outer, softmax
-from derive.second_order import gradient_formula, hessian_identity, hvp_identity
+from derive.model.ops import diag, logsumexp, outer, softmax
+from derive.symbolic.second_order import gradient_formula, hessian_identity, hvp_identity
 
 SECOND = [i.name for i in catalog.second_order.IDENTITIES]
 
@@ -129,7 +125,7 @@ def test_derivation_matches_its_golden_file(name: str) -> None:
 def test_derive_check_lists_the_nine_critical_points_with_their_type() -> None:
     import io
 
-    from derive.cli import main
+    from derive.present.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     assert main(["check", "himmelblau_critical_points", "--samples", "8"], out=out, err=err) == 0

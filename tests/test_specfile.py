@@ -1,4 +1,4 @@
-"""derive.specfile reads identities from TOML: the examples check out (right ones proved or
+"""derive.language.specfile reads identities from TOML: the examples check out (right ones proved or
 consistent, wrong ones refuted), and every malformed file gives one located line."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from derive import CONSISTENT, PROVED, REFUTED, check
-from derive.domains import INVERTIBLE, SPD_MATRIX, Label
+from derive.model.domains import INVERTIBLE, SPD_MATRIX, Label
 from derive.errors import ParseError, SpecError
-from derive.specfile import MAX_IDENTITIES, load_spec, loads_spec
+from derive.language.specfile import MAX_IDENTITIES, load_spec, loads_spec
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 RIGHT = load_spec(EXAMPLES / "identities.derive.toml")

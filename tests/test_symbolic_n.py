@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derive import Claim, catalog, check, ops
-from derive.indexed import SymArray, canonical
-from derive.symbolic_n import build_indexed, work
+from derive import Claim, catalog, check
+from derive.model import ops
+from derive.model.indexed import SymArray, canonical
+from derive.symbolic.indexed_graph import build_indexed
+from derive.symbolic.every_n_proof import work
 
 FOR_ALL_N = ["softmax_jacobian", "log_softmax_gradient", "cross_entropy_gradient",
              "cross_entropy_definition", "mse_gradient", "linear_regression_gradient",
@@ -60,7 +62,7 @@ def test_check_reports_all_n_and_skips_it_after_a_refutation() -> None:
 def test_json_carries_symbolic_n() -> None:
     import json
 
-    from derive.verdict import Report
+    from derive.model.verdict import Report
     data = json.loads(Report(0, (check(catalog.get("mse_gradient"), samples=4),)).to_json())
     assert set(data["results"][0]["symbolic_n"]) >= {"status", "seconds"}
 

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from derive import Claim, catalog, ops, strategies
-from derive.callables import make_claim, make_forward
+from derive import Claim, catalog, strategies
+from derive.model import ops
+from derive.numeric.callables import make_claim, make_forward
 from derive.testing import assert_identity, failure_message
 
 
@@ -88,8 +89,8 @@ def test_failure_message_of_a_proved_result_is_short() -> None:
 @settings(max_examples=20, deadline=None)
 @given(st.data())
 def test_every_domain_has_a_strategy(data: st.DataObject) -> None:
-    from derive.domains import BINARY, ONE_HOT, POSITIVE, REAL, SIMPLEX, UNIT_INTERVAL, Label
-    from derive.spec import Variable
+    from derive.model.domains import BINARY, ONE_HOT, POSITIVE, REAL, SIMPLEX, UNIT_INTERVAL, Label
+    from derive.model.spec import Variable
 
     for domain in (REAL, POSITIVE, UNIT_INTERVAL, SIMPLEX, ONE_HOT, BINARY, Label("k")):
         value = data.draw(strategies.values(Variable("v", ("n", "k"), domain), {"n": 2, "k": 3}))

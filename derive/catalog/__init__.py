@@ -9,7 +9,7 @@ import difflib
 from types import ModuleType
 
 from ..errors import UnknownIdentityError
-from ..spec import Identity
+from ..model.spec import Identity
 from . import activations, layers, linear, losses, matrix, mlp, optimisation, second_order, softmax
 
 FAMILIES: tuple[ModuleType, ...] = (activations, linear, softmax, losses, mlp, optimisation,

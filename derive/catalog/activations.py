@@ -1,7 +1,7 @@
 """Activation functions and their derivatives (sigmoid, tanh, relu)."""
 
-from ..ops import relu, sigmoid, step, tanh
-from ..spec import Claim, Definition, Identity, Reference, Variable
+from ..model.ops import relu, sigmoid, step, tanh
+from ..model.spec import Claim, Definition, Identity, Reference, Variable
 from ._torch import F, torch
 
 SOURCE = "shared/seeds/002 (activation functions); standard"

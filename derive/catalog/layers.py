@@ -12,25 +12,11 @@ from typing import Any
 
 import sympy as sp
 
-from ..domains import Real
+from ..model.domains import Real
 from ..errors import SpecError
-from ..ops import (
-    erf,
-    exp,
-    half,
-    log,
-    logsumexp,
-    mean,
-    outer,
-    sigmoid,
-    size,
-    softmax,
-    softplus,
-    sqrt,
-    sum_,
-    tanh,
-)
-from ..spec import Claim, Definition, Identity, Reference, Variable
+from ..model.ops import (erf, exp, half, log, logsumexp, mean, outer, sigmoid, size, softmax,
+    softplus, sqrt, sum_, tanh)
+from ..model.spec import Claim, Definition, Identity, Reference, Variable
 from ._torch import F, torch
 
 EPS = sp.Rational(1, 10**5)

@@ -1,7 +1,7 @@
 """Linear models: a dot product, one-sample squared error, linear regression."""
 
-from ..ops import dot, mean
-from ..spec import Claim, Definition, Identity, Reference, Variable
+from ..model.ops import dot, mean
+from ..model.spec import Claim, Definition, Identity, Reference, Variable
 from ._torch import F, torch
 
 IDENTITIES = (

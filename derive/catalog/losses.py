@@ -1,8 +1,8 @@
 """Losses: mean squared error, binary cross-entropy, cross-entropy (log_softmax + nll)."""
 
-from ..domains import BINARY, UNIT_INTERVAL, Label
-from ..ops import log, log_softmax, mean, sigmoid, size, softmax, sum_
-from ..spec import Claim, Definition, Identity, Reference, Variable
+from ..model.domains import BINARY, UNIT_INTERVAL, Label
+from ..model.ops import log, log_softmax, mean, sigmoid, size, softmax, sum_
+from ..model.spec import Claim, Definition, Identity, Reference, Variable
 from ._torch import F, torch
 
 SEED = "shared/seeds/002 (loss functions: F.mse_loss, F.binary_cross_entropy, F.cross_entropy)"

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from ..domains import INVERTIBLE, SPD_MATRIX, Real
-from ..ops import det, dot, inv, logdet, sqrt, sum_, trace
-from ..spec import Claim, Definition, Identity, Reference, Variable
+from ..model.domains import INVERTIBLE, SPD_MATRIX, Real
+from ..model.ops import det, dot, inv, logdet, sqrt, sum_, trace
+from ..model.spec import Claim, Definition, Identity, Reference, Variable
 from ._torch import torch
 
 COOKBOOK = "The Matrix Cookbook (Petersen & Pedersen, 2012)"

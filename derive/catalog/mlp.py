@@ -1,8 +1,8 @@
 """Backpropagation through a sigmoid MLP with E = 1/2 sum (O_k - t_k)^2: the textbook deltas."""
 
-from ..domains import UNIT_INTERVAL
-from ..ops import half, outer, sigmoid, sum_
-from ..spec import Claim, Definition, Identity, Reference, Variable
+from ..model.domains import UNIT_INTERVAL
+from ..model.ops import half, outer, sigmoid, sum_
+from ..model.spec import Claim, Definition, Identity, Reference, Variable
 from ._torch import torch
 
 SOURCE = "shared/seeds/000 (MLP backpropagation: delta_k, delta_j)"

@@ -1,6 +1,6 @@
 """Functions the seeds optimise by gradient descent: x^2 + y^2 and Himmelblau's function."""
 
-from ..spec import Claim, Definition, Identity, Reference, Variable
+from ..model.spec import Claim, Definition, Identity, Reference, Variable
 
 
 def _himmelblau(x, y):  # noqa: ANN001, ANN202 - works on symbols and on tensors alike

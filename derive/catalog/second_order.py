@@ -13,11 +13,11 @@ from typing import Any
 
 import sympy as sp
 
-from ..critical import critical_points, summary
-from ..domains import Label
-from ..ops import diag, log, outer, softmax, sum_
-from ..second_order import hessian_identity, hvp_identity
-from ..spec import Claim, Definition, Identity, Reference, Variable
+from ..numeric.critical import critical_points, summary
+from ..model.domains import Label
+from ..model.ops import diag, log, outer, softmax, sum_
+from ..symbolic.second_order import hessian_identity, hvp_identity
+from ..model.spec import Claim, Definition, Identity, Reference, Variable
 from ._torch import F
 
 SOURCE = "standard (second-order optimisation; Bishop, Pattern Recognition and Machine Learning, 4.3.3)"

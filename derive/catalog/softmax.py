@@ -1,7 +1,7 @@
 """Softmax and log-softmax Jacobians."""
 
-from ..ops import diag, eye, log, outer, size, softmax
-from ..spec import Claim, Definition, Identity, Reference, Variable
+from ..model.ops import diag, eye, log, outer, size, softmax
+from ..model.spec import Claim, Definition, Identity, Reference, Variable
 from ._torch import F, torch
 
 SIZES = ({"n": 3}, {"n": 5})

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from derive.cli import main
-from derive.domains import Domain
+from derive.present.cli import main
+from derive.model.domains import Domain
 
 QUICK = ("--no-progress", "--backend", "numpy", "--samples", "8")
 """Options that keep a CLI check fast: the verdicts asserted here do not depend on them."""

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from derive import REAL, POSITIVE, Claim, Definition, Identity, Variable, check, ops
+from derive import REAL, POSITIVE, Claim, Definition, Identity, Variable, check
+from derive.model import ops
 from derive.errors import SpecError
-from derive.usercode import check_autograd_function, check_gradient
+from derive.usercode.function import check_autograd_function
+from derive.usercode.gradient import check_gradient
 
 from .helpers import At, Cast
 

@@ -28,10 +28,10 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from derive.check import check
+from derive.run.check import check
 from derive.errors import DeriveError, ParseError
-from derive.parse import parse_formula
-from derive.specfile import loads_spec
+from derive.language.parse import parse_formula
+from derive.language.specfile import loads_spec
 
 settings.register_profile("ci", max_examples=40, deadline=None, database=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])

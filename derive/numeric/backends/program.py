@@ -1,0 +1,193 @@
+"""SymPy expressions compiled to a straight-line program, evaluated by any backend.
+
+`compile_program` runs common-subexpression elimination once and turns each expression into
+a small tree of operation tuples. Evaluation walks that tree with a backend's table of
+operations (numpy, torch, mpmath...), so nothing is ever turned into source code and passed
+to `eval` or `exec`, and one compiled program serves every backend and every batch size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import sympy as sp
+
+from ...errors import UnsupportedError
+
+Op = tuple  # ("in", i) | ("tmp", j) | ("num", value) | (op, *children) | ("fn", name, *children)
+
+FUNCTIONS: dict[type, str] = {
+    sp.exp: "exp", sp.log: "log", sp.tanh: "tanh", sp.sin: "sin", sp.cos: "cos",
+    sp.tan: "tan", sp.sinh: "sinh", sp.cosh: "cosh", sp.atan: "atan", sp.Abs: "abs",
+    sp.sign: "sign", sp.Heaviside: "heaviside", sp.erf: "erf",
+}
+RELATIONS: dict[type, str] = {
+    sp.StrictGreaterThan: "gt", sp.GreaterThan: "ge", sp.StrictLessThan: "lt", sp.LessThan: "le",
+}
+
+
+@dataclass(frozen=True)
+class Program:
+    """A compiled function of `inputs` returning one value per output expression."""
+
+    inputs: tuple[sp.Symbol, ...]
+    temps: tuple[Op, ...]
+    outputs: tuple[Op, ...]
+
+
+def _lower(e: Any, index: dict[sp.Symbol, Op]) -> Op:
+    if isinstance(e, sp.Symbol):
+        if e not in index:
+            raise UnsupportedError(f"symbol {e} is not an input of this program")
+        return index[e]
+    if e.is_Number:
+        if not e.is_real:
+            raise UnsupportedError(f"non-real constant {e} cannot be evaluated numerically")
+        return ("num", e)
+    if e in (sp.pi, sp.E):
+        return ("num", e)
+    if isinstance(e, sp.Add):
+        return ("add", *(_lower(a, index) for a in e.args))
+    if isinstance(e, sp.Mul):
+        return ("mul", *(_lower(a, index) for a in e.args))
+    if isinstance(e, sp.Pow):
+        base, ex = e.args
+        if ex == sp.Rational(1, 2):
+            return ("fn", "sqrt", _lower(base, index))
+        return ("pow", _lower(base, index), _lower(ex, index))
+    if isinstance(e, (sp.Max, sp.Min)):
+        name = "max" if isinstance(e, sp.Max) else "min"
+        return (name, *(_lower(a, index) for a in e.args))
+    if isinstance(e, sp.Piecewise):
+        pieces = []
+        for value, cond in e.args:
+            pieces.append((_lower(value, index), _lower_cond(cond, index)))
+        return ("piecewise", *pieces)
+    if isinstance(e, Shift):
+        return ("fn", "shift", *(_lower(a, index) for a in e.args))
+    name = FUNCTIONS.get(type(e))
+    if name is not None:
+        if isinstance(e, sp.Heaviside):
+            return ("fn", name, _lower(e.args[0], index))
+        return ("fn", name, *(_lower(a, index) for a in e.args))
+    raise UnsupportedError(f"cannot evaluate {type(e).__name__} numerically ({e}); "
+                           "use the functions in derive.ops")
+
+
+def _lower_cond(c: Any, index: dict[sp.Symbol, Op]) -> Op:
+    if c is sp.true:
+        return ("true",)
+    name = RELATIONS.get(type(c))
+    if name is None:
+        raise UnsupportedError(f"cannot evaluate the condition {c}; use <, <=, >, >=")
+    return (name, _lower(c.lhs, index), _lower(c.rhs, index))
+
+
+class Shift(sp.Function):
+    """The largest of its arguments (by real part): the shift that keeps a sum of exponentials
+    finite. Evaluated only, never differentiated: the identities it serves hold for any shift."""
+
+
+def _exponent(term: sp.Expr) -> sp.Expr | None:
+    if isinstance(term, sp.exp):
+        return term.args[0]
+    if term.is_Rational and term > 0:
+        return sp.log(term)
+    return None
+
+
+def _exponents(e: sp.Expr) -> list[sp.Expr] | None:
+    """b_k when e = sum_k exp(b_k) (positive constants count, as exp(log c)), with one exp at least."""
+    if not isinstance(e, sp.Add) or not any(isinstance(a, sp.exp) for a in e.args):
+        return None
+    found = [_exponent(a) for a in e.args]
+    return None if any(b is None for b in found) else found  # type: ignore[return-value]
+
+
+def stabilise(e: sp.Expr) -> sp.Expr:
+    """Rewrite sums of exponentials so that float64 evaluates them without overflow.
+
+    log(sum_k exp(b_k)) becomes M + log(sum_k exp(b_k - M)), and (sum_k exp(b_k))^-p in a
+    denominator becomes exp(-p M) (sum_k exp(b_k - M))^-p (the exp(-p M) then merges with the
+    numerator's exponential), where M = Shift(b_1, ..., b_n). Exact for every M, so only the
+    rounding changes: softmax at z = 1000, logsumexp, softplus, log-sigmoid stay finite.
+    """
+    def log_sum(x: sp.Expr) -> sp.Expr:
+        b = _exponents(x.args[0])
+        shift = Shift(*b)
+        return shift + sp.log(sp.Add(*(sp.exp(bk - shift) for bk in b)))
+
+    def inverse_sum(x: sp.Expr) -> sp.Expr:
+        b = _exponents(x.base)
+        shift = Shift(*b)
+        return sp.exp(x.exp * shift) * sp.Add(*(sp.exp(bk - shift) for bk in b)) ** x.exp
+
+    def merge(x: sp.Expr) -> sp.Expr:
+        exps = [a for a in x.args if isinstance(a, sp.exp)]
+        rest = [a for a in x.args if not isinstance(a, sp.exp)]
+        return sp.Mul(*rest, sp.exp(sp.Add(*(a.args[0] for a in exps)), evaluate=False))
+
+    e = e.replace(lambda x: isinstance(x, sp.log) and _exponents(x.args[0]) is not None, log_sum)
+    e = e.replace(lambda x: isinstance(x, sp.Pow) and x.exp.is_negative and _exponents(x.base) is not None,
+                  inverse_sum)
+    if not e.has(Shift):
+        return e
+    return e.replace(lambda x: isinstance(x, sp.Mul) and sum(isinstance(a, sp.exp) for a in x.args) > 1
+                     and any(a.has(Shift) for a in x.args if isinstance(a, sp.exp)), merge)
+
+
+def fold_constants(e: sp.Expr) -> sp.Expr:
+    """Constant subexpressions (sigmoid(1/2), sqrt(2) + log(3)) as 50-digit floats (more than
+    the mpmath backend's 40).
+
+    Evaluation needs their value only, and SymPy's common-subexpression pass re-evaluates a
+    nested constant every time it sorts terms: a few nested exponentials took it minutes."""
+    def fold(x: sp.Expr) -> sp.Expr:
+        value = x.evalf(50)
+        return value if value.is_Float else x  # complex or undefined: left to the lowering
+
+    return e.replace(lambda x: isinstance(x, sp.Expr) and bool(x.args) and not x.is_Number
+                     and not x.free_symbols and not x.has(sp.Indexed), fold)
+
+
+def compile_program(exprs: Sequence[Any], inputs: Sequence[sp.Symbol]) -> Program:
+    """Common subexpressions eliminated once; each expression lowered to operation tuples."""
+    index: dict[sp.Symbol, Op] = {s: ("in", i) for i, s in enumerate(inputs)}
+    exprs = [stabilise(fold_constants(sp.sympify(e))) for e in exprs]
+    replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_t"), order="none")
+    temps = []
+    for j, (sym, e) in enumerate(replacements):
+        temps.append(_lower(e, index))
+        index[sym] = ("tmp", j)
+    outputs = tuple(_lower(e, index) for e in reduced)
+    return Program(tuple(inputs), tuple(temps), outputs)
+
+
+def evaluate(program: Program, inputs: Sequence[Any], ops: dict[str, Callable[..., Any]]) -> list[Any]:
+    """Run `program` on `inputs` with a backend's operation table."""
+    temps: list[Any] = []
+
+    def ev(op: Op) -> Any:
+        kind = op[0]
+        if kind == "in":
+            return inputs[op[1]]
+        if kind == "tmp":
+            return temps[op[1]]
+        if kind == "num":
+            return ops["num"](op[1])
+        if kind == "fn":
+            return ops[op[1]](*(ev(a) for a in op[2:]))
+        if kind == "piecewise":
+            pieces = [(ev(v), ev_cond(c)) for v, c in op[1:]]
+            return ops["piecewise"](pieces)
+        return ops[kind](*(ev(a) for a in op[1:]))
+
+    def ev_cond(c: Op) -> Any:
+        if c[0] == "true":
+            return True
+        return ops[c[0]](ev(c[1]), ev(c[2]))
+
+    for t in program.temps:
+        temps.append(ev(t))
+    return [ev(o) for o in program.outputs]

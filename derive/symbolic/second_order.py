@@ -1,0 +1,121 @@
+"""Second order as first order: a Hessian is the Jacobian of the gradient.
+
+`hessian_identity(identity, wrt=..., claim=...)` returns a new identity whose forward is the
+original one plus a named intermediate grad_<wrt> (the gradient, differentiated by SymPy from
+the forward written in the variables) and whose target is that gradient; its claim, with
+respect to `wrt`, is the claimed Hessian. Every existing truth then applies: SymPy's second
+derivative, torch autograd through the gradient, central differences of the gradient, and
+for each torch reference of the original, `torch.func.grad(reference)` (so autograd of it is
+double backward through the library function, whose value must also equal SymPy's gradient).
+
+`hvp_identity(identity, wrt=..., claim=...)` does the same for a Hessian-vector product: a
+direction variable v is added and the target is <grad f, v>, whose gradient is H v.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from ..errors import SpecError, UnsupportedError
+from ..model.spec import Claim, Definition, Formula, Identity, Reference, Variable
+
+
+def _forward_in_variables(identity: Identity, v: Any) -> Any:
+    """The target written in the variables alone (the definitions re-run on the variables)."""
+    ns = SimpleNamespace(**{var.name: getattr(v, var.name) for var in identity.variables})
+    for d in identity.definitions:
+        setattr(ns, d.name, d.formula(ns))
+        if d.name == identity.target:
+            break
+    return getattr(ns, identity.target)
+
+
+def gradient_formula(identity: Identity, wrt: str) -> Formula:
+    """A formula for d target / d wrt, differentiated by SymPy entry by entry (explicit sizes)."""
+
+    def gradient(v: Any) -> Any:
+        target = _forward_in_variables(identity, v)
+        entries = getattr(v, wrt)
+        if not isinstance(entries, (np.ndarray, sp.Basic)):
+            raise UnsupportedError(f"the gradient of {identity.name} is differentiated entry by entry; "
+                                   "at symbolic sizes it is not supported")
+        if np.ndim(target) != 0:
+            raise SpecError(f"{identity.name}: a Hessian needs a scalar target, "
+                            f"{identity.target!r} has shape {np.shape(target)}")
+        target = sp.sympify(np.asarray(target, dtype=object).item(), strict=True)
+        x = np.asarray(entries, dtype=object)
+        out = np.empty(x.shape, dtype=object)
+        for idx, s in np.ndenumerate(x):
+            out[idx] = sp.diff(target, s)
+        return out.item() if out.ndim == 0 else out
+
+    return gradient
+
+
+def _grad_reference(ref: Reference, position: int, label: str) -> Reference:
+    def forward(*args: Any) -> Any:
+        import torch
+
+        return torch.func.grad(ref.forward, argnums=position)(*args)
+
+    return Reference(f"{label}({ref.label})", forward)
+
+
+def _second_order(identity: Identity, wrt: str, what: str) -> tuple[int, str, Definition]:
+    names = [v.name for v in identity.variables]
+    if wrt not in names:
+        raise SpecError(f"{identity.name}: wrt {wrt!r} is not a variable (variables: {', '.join(names)})")
+    grad = f"grad_{wrt}"
+    if grad in names or grad in {d.name for d in identity.definitions}:
+        raise SpecError(f"{identity.name}: the name {grad!r} is taken; rename it to build the {what}")
+    text = rf"\nabla_{{{wrt}}} {identity.target}"
+    return names.index(wrt), grad, Definition(grad, gradient_formula(identity, wrt), text)
+
+
+def hessian_identity(identity: Identity, *, wrt: str, claim: Formula, text: str = "",
+                     name: str | None = None, description: str = "") -> Identity:
+    """The identity 'd^2 target / d wrt^2 = claim' (shape wrt.shape + wrt.shape)."""
+    position, grad, definition = _second_order(identity, wrt, "Hessian")
+    refs = tuple(_grad_reference(r, position, "torch.func.grad") for r in identity.references)
+    return dataclasses.replace(
+        identity, name=name or f"{identity.name}_hessian",
+        definitions=(*identity.definitions, definition), target=grad,
+        claims=(Claim(claim, wrt=wrt, text=text),), references=refs,
+        description=description or f"the Hessian of {identity.name} with respect to {wrt}")
+
+
+def hvp_identity(identity: Identity, *, wrt: str, claim: Formula, direction: str = "v",
+                 text: str = "", name: str | None = None, description: str = "") -> Identity:
+    """The identity 'H v = claim' for the Hessian H of the target with respect to `wrt`: the
+    target is <grad f, v> (v a new variable shaped like wrt), and its gradient is H v."""
+    position, grad, definition = _second_order(identity, wrt, "Hessian-vector product")
+    var = identity.variable(wrt)
+    if direction in {v.name for v in identity.variables} | {d.name for d in identity.definitions}:
+        raise SpecError(f"{identity.name}: the direction name {direction!r} is taken; pass direction=")
+    inner = f"{grad}_dot_{direction}"
+
+    def contract(v: Any) -> Any:
+        return np.sum(np.asarray(getattr(v, grad), dtype=object) * np.asarray(getattr(v, direction),
+                                                                              dtype=object))
+
+    def reference(ref: Reference) -> Reference:
+        g = _grad_reference(ref, position, "torch.func.grad").forward
+
+        def forward(*args: Any) -> Any:
+            return (g(*args[:-1]) * args[-1]).sum()
+
+        return Reference(f"<torch.func.grad({ref.label}), {direction}>", forward)
+
+    return dataclasses.replace(
+        identity, name=name or f"{identity.name}_hvp",
+        variables=(*identity.variables, Variable(direction, var.shape)),
+        definitions=(*identity.definitions, definition,
+                     Definition(inner, contract, rf"\langle \nabla_{{{wrt}}} {identity.target}, {direction}\rangle")),
+        target=inner, claims=(Claim(claim, wrt=wrt, text=text),),
+        references=tuple(reference(r) for r in identity.references),
+        description=description or f"the Hessian-vector product of {identity.name} with respect to {wrt}")
