@@ -153,6 +153,14 @@ class Label(Domain):
     assumptions: dict[str, bool] = field(default_factory=lambda: {"nonnegative": True},
                                          compare=False, kw_only=True)
 
+    def __post_init__(self) -> None:
+        if not (isinstance(self.classes, str) and self.classes.isidentifier()):
+            from ..errors import SpecError
+
+            raise SpecError(f"Label takes the name of the size that counts the classes, e.g. Label('k') "
+                            f"with sizes={{'k': {self.classes if isinstance(self.classes, int) else 10}}}; "
+                            f"got {self.classes!r}")
+
     def formula_shape(self, shape: tuple[int, ...], sizes: dict[str, int]) -> tuple[int, ...]:
         return (*shape, sizes[self.classes])
 

@@ -30,6 +30,61 @@ TOLERANCES = {
 
 
 @dataclass(frozen=True)
+class Precision:
+    """How user code that runs in a low precision is judged: against a baseline, the same truth
+    source run in that precision (as FlashAttention's and PyTorch's own kernel tests do).
+
+    The rule, in one line: over all samples, the mean of the claim's relative error (each sample's
+    max |claim - truth| / max |truth|) must stay within `k` times the baseline's (each floored at
+    half a unit of rounding), and its largest within `spike` times the baseline's largest (at
+    least one unit of rounding), FlashAttention's rule over the whole batch. The truth is float64, from the same rounded
+    inputs and cotangents. k and spike were chosen from measurements (benchmarks/backward.py):
+    correct softmax / cross-entropy / layer-norm / GELU / attention backwards give a mean ratio
+    of 0.9-1.5 and single-sample ratios below 10 over 10,000 samples.
+    """
+
+    name: str
+    unit: float         # unit roundoff: 2**-24 (float32), 2**-11 (float16), 2**-8 (bfloat16)
+    k: float = 3.0      # mean error allowed, in multiples of the baseline's mean error
+    spike: float = 8.0  # largest error allowed, in multiples of the baseline's largest (>= unit)
+    floor: float = 0.5  # each baseline error counts at least floor * unit (relative)
+
+    def rule(self) -> str:
+        return (f"mean rel error <= {self.k:g} x the baseline's (each floored at {self.floor:g} ulp) and max rel "
+                f"error <= {self.spike:g} x the baseline's max (at least 1 ulp); ulp = {self.unit:.3g}")
+
+
+PRECISIONS = {
+    "float64": Precision("float64", EPS / 2),
+    "float32": Precision("float32", 2.0**-24),
+    "float16": Precision("float16", 2.0**-11),
+    "bfloat16": Precision("bfloat16", 2.0**-8),
+}
+"""Low precisions judged against a baseline; float64 is judged at `TOLERANCES` sharpness instead."""
+
+
+def dtype_name(dtype: Any) -> str:
+    """'float32' for torch.float32, np.float32, np.dtype('float32') or 'float32' (also 'fp32',
+    'half', 'bf16'); a one-line SpecError for anything else."""
+    from ..errors import SpecError
+
+    aliases = {"fp64": "float64", "double": "float64", "fp32": "float32", "float": "float32",
+               "single": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
+    if isinstance(dtype, str):
+        name = aliases.get(dtype.strip().lower(), dtype.strip().lower())
+    else:
+        text = str(dtype)
+        name = text.rsplit(".", 1)[-1].strip("'>") if text.startswith(("torch.", "<class")) else text
+        try:
+            name = np.dtype(dtype).name if not text.startswith("torch.") else name
+        except TypeError:
+            pass
+    if name not in PRECISIONS:
+        raise SpecError(f"dtype {dtype!r} is not one derive checks; use one of {', '.join(PRECISIONS)} "
+                        "(a torch or numpy dtype, or its name)")
+    return name
+
+@dataclass(frozen=True)
 class Comparison:
     """How far `value` is from `truth`, per sample, against a per-sample tolerance."""
 

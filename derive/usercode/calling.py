@@ -332,10 +332,14 @@ def _message(result: Result, what: str) -> str:
     cx = result.counterexample
     if cx:
         inputs = ", ".join(f"{k}={v}" for k, v in cx["inputs"].items())
+        where = f"grad of {cx['argument']}, entry {tuple(cx['entry'])}" if "argument" in cx else \
+            f"entry {tuple(cx['entry'])}"
+        bound = f"tolerance {_fmt(cx['tolerance'])}" if cx.get("tolerance") is not None else cx.get("rule", "")
         lines += [f"  inputs: {inputs}",
-                  f"  entry {tuple(cx['entry'])}: claimed {cx['claimed']!r}, true {cx['true']!r} "
+                  *([f"  cotangent: {cx['cotangent']}"] if "cotangent" in cx else []),
+                  f"  {where}: claimed {cx['claimed']!r}, true {cx['true']!r} "
                   f"(abs error {_fmt(cx['abs_error'])}, rel error {_fmt(cx['rel_error'])}, "
-                  f"tolerance {_fmt(cx['tolerance'])}; truth: {cx.get('truth', '?')})",
+                  f"{bound}; truth: {cx.get('truth', '?')}" + (f"; {cx['dtype']}" if "dtype" in cx else "") + ")",
                   f"  seed: {cx['seed']} (sample {cx['sample']})",
                   f"  rerun: {cx['rerun']}"]
     for size in result.sizes:

@@ -181,7 +181,7 @@ def test_autograd_function_malformed_backwards_are_refused(backward, words: str)
 
 
 def test_autograd_function_class_must_be_a_function() -> None:
-    with pytest.raises(SpecError, match="must be a torch.autograd.Function subclass"):
+    with pytest.raises(SpecError, match="takes a torch.autograd.Function subclass"):
         check_autograd_function(type("Fake", (), {"apply": staticmethod(lambda x: x)}), inputs=VEC)
 
 
