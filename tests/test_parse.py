@@ -70,7 +70,7 @@ HOSTILE = [
     "x.real",
     "True",
     "None",
-    "x < 1",
+    "x == 1",
     "x if x else s",
     "x and s",
     "not x",
@@ -122,7 +122,7 @@ HOSTILE = [
     "I * x",
     "N",
     "S",
-    "pi * x",
+    "Catalan * x",
     "gamma",
     "oo",
     # shapes, found when the formula is built on symbols
@@ -136,7 +136,7 @@ HOSTILE = [
     "det(A)",
     "inv(v)",
     "trace(x)",
-    "diag(B)",
+    "cross(B, v)",
     "sum(v, axis=3)",
     "softmax(x)",
     "size(x)",
@@ -197,7 +197,7 @@ def test_unknown_name_suggests_and_lists_the_declared_names() -> None:
     assert msg == "a.toml:1:1: unknown name 'q'; declared names: w, x"
 
 
-@pytest.mark.parametrize("const", ["E", "I", "N", "S", "pi", "gamma"])
+@pytest.mark.parametrize("const", ["E", "I", "N", "S", "oo", "gamma"])
 def test_sympy_constants_are_not_implied(const: str) -> None:
     msg = message(f"x * {const}", names={"x"})
     assert msg.startswith(f"<formula>:1:5: unknown name '{const}' (SymPy constants are not implied)")

@@ -107,7 +107,7 @@ def test_unknown_domain(tmp_path: Path) -> None:
 def test_unknown_function_in_a_claim(tmp_path: Path) -> None:
     msg = error(GOOD.replace('"s * (1 - s)"', '"s * (1 - sigmod(s))"'), tmp_path)
     assert msg == ("F:6:19: identity 'ok': claim d/dx: unknown function 'sigmod'; "
-                   "did you mean 'sigmoid'?")
+                   "did you mean 'sigmoid' or 'log_sigmoid'?")
 
 
 def test_unknown_name_in_a_definition(tmp_path: Path) -> None:

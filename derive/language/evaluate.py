@@ -19,6 +19,7 @@ from .tree import (
     MAX_TOTAL,
     _Binary,
     _Call,
+    _Compare,
     _Const,
     _Node,
     _Ref,
@@ -46,6 +47,17 @@ def _entries(a: Any) -> int:
     if isinstance(a, np.ndarray):
         return int(a.size)
     return 1  # a scalar, or a SymArray: one entry formula
+
+
+_ORDINALS = ("1st", "2nd", "3rd", "4th", "5th")
+
+
+def _describe(shape: tuple[Any, ...], value: Any) -> str:
+    if not shape:
+        return "a scalar" if not isinstance(value, sp.Symbol) else f"the scalar {value}"
+    if len(shape) == 1:
+        return f"a vector of length {shape[0]}"
+    return f"a matrix of shape {shape}"
 
 
 def _length(a: Any, axis: int | None) -> int:
@@ -119,6 +131,8 @@ class _Evaluator:
             return self.binary(node)
         if isinstance(node, _Call):
             return self.call(node)
+        if isinstance(node, _Compare):
+            return self.compare(node)
         raise TypeError(f"unexpected node {type(node).__name__}")  # pragma: no cover
 
     def guard(self, node: _Node, terms: float, entries: int) -> None:
@@ -167,7 +181,9 @@ class _Evaluator:
         args = [v for v, _ in evaluated]
         terms = sum(t for _, t in evaluated) + 1
         shapes = [_shape(v) for v in args]
-        kwargs: dict[str, Any] = {}
+        for i, (arg, shp) in enumerate(zip(node.args, shapes)):
+            self.check_shape(node, spec, i, arg, args[i], shp)
+        kwargs: dict[str, Any] = dict(node.params)
         if spec.axis:
             ndim = len(shapes[0])
             if node.axis is not None and ndim and not -ndim <= node.axis < ndim:
@@ -176,9 +192,6 @@ class _Evaluator:
             if ndim:
                 kwargs["axis"] = node.axis
             terms *= 2 * _length(args[0], node.axis)
-        if node.name in ("dot", "outer") and not all(shapes):
-            raise self.error(node, f"{node.name} needs two vectors, got shapes {shapes[0]} and {shapes[1]}",
-                             "use '*' to multiply by a scalar")
         if node.name == "dot":
             if shapes[0][-1] != shapes[1][-1]:
                 raise self.error(node, f"dot of shapes {shapes[0]} and {shapes[1]}: lengths differ",
@@ -186,22 +199,71 @@ class _Evaluator:
             terms *= _length(args[0], -1)
         if node.name == "outer":
             self.guard(node, terms, _entries(args[0]) * _entries(args[1]))
-        if node.name == "diag" and len(shapes[0]) != 1:
-            raise self.error(node, f"diag needs a vector, got shape {shapes[0]}",
-                             "diag(v) is the matrix with v on its diagonal")
-        if node.name in ("trace", "det", "logdet", "inv"):
-            if len(shapes[0]) != 2 or shapes[0][0] != shapes[0][1]:
-                raise self.error(node, f"{node.name} needs a square matrix, got shape {shapes[0]}",
-                                 "apply it to an n x n matrix")
-            n = _length(args[0], 0)
+        if spec.matrix or node.name == "trace":
+            n = min(_length(args[0], 0), _length(args[0], -1))
             terms *= math.factorial(n) * n if spec.matrix else n
-        self.guard(node, terms, max(_entries(a) for a in args))
-        if node.name == "size":
-            if not shapes[0]:
-                raise self.error(node, "size of a scalar", "size(x, axis=0) needs a vector or matrix")
-        if node.name in ("softmax", "log_softmax", "logsumexp") and not shapes[0]:
-            raise self.error(node, f"{node.name} of a scalar", f"{node.name} needs a vector or matrix")
-        return spec.impl(*args, **kwargs), terms
+        if spec.domain is not None:
+            self.check_domain(node, spec, args[-1])
+        self.guard(node, terms, max([_entries(a) for a in args] or [1]))
+        try:
+            return spec.impl(*args, **kwargs), terms
+        except ops.ConditionError as exc:
+            raise self.error(node, str(exc), "write the condition as a comparison, e.g. "
+                             "where(x > 0, x, 0) or where(a < x < b, x, 0)") from None
+
+    def check_shape(self, node: _Call, spec: Any, i: int, arg: _Node, value: Any,
+                    shape: tuple[Any, ...]) -> None:
+        """Refuse an argument of the wrong kind (a matrix where a vector is needed), located."""
+        need = spec.shape_of(i)
+        if need == "any":
+            return
+        nth = f"its {_ORDINALS[i]} argument" if spec.arity > 1 else "its argument"
+        where = node
+        if i < len(node.arg_pos):
+            where = _Const(*node.arg_pos[i], sp.S.Zero)
+        if need == "size":
+            ok = (isinstance(arg, _SizeRef)
+                  or (isinstance(arg, _Const) and arg.value.is_Integer and 1 <= int(arg.value) <= 64))
+            if not ok:
+                raise self.error(where, f"{node.name} needs a size as {nth}, got {_describe(shape, value)}",
+                                 "give a size name such as n, or an integer from 1 to 64, "
+                                 f"e.g. {node.name}(n)")
+            return
+        ndim = len(shape)
+        if need == "square" and not (ndim == 2 and shape[0] == shape[1]):
+            raise self.error(node, f"{node.name} needs a square matrix, got shape {shape}",
+                             "apply it to an n x n matrix")
+        wanted = {"array": "a vector or matrix", "vector": "a vector", "vector3": "a vector of length 3",
+                  "matrix": "a matrix", "vector_or_matrix": "a vector or a matrix"}.get(need)
+        ok = {"array": ndim >= 1, "vector": ndim == 1, "vector3": shape == (3,), "matrix": ndim == 2,
+              "vector_or_matrix": ndim in (1, 2)}.get(need, True)
+        if wanted and not ok:
+            raise self.error(where, f"{node.name} needs {wanted} as {nth}, got {_describe(shape, value)}",
+                             f"write {spec.signature(node.name)}")
+
+    def check_domain(self, node: _Call, spec: Any, value: Any) -> None:
+        """An argument outside the function's domain for every input: a number (acos(2)), or an
+        expression the variables' domains place outside (log(-p) with p positive)."""
+        interval = ops.DOMAINS[spec.domain]
+        entries = value.flat if isinstance(value, np.ndarray) else (() if isinstance(value, SymArray) else (value,))
+        for entry in entries:
+            if not isinstance(entry, sp.Expr) or entry == 0:  # log(0) is reported as zoo below
+                continue
+            if interval.outside(entry):
+                how = "" if entry.is_Number else " for every input (given the variables' domains)"
+                raise self.error(node, f"{node.name}({entry}): {node.name} is defined for "
+                                 f"{interval.text}, and {entry} is outside it{how}",
+                                 "check the formula or declare the variables with a domain inside it "
+                                 "(e.g. positive, unit_interval)")
+
+    def compare(self, node: _Compare) -> tuple[Any, float]:
+        built = [self.build(o) for o in node.operands]
+        terms = sum(t for _, t in built) + 1
+        value: Any = None
+        for op, (a, _), (b, _) in zip(node.ops, built, built[1:]):
+            step = ops.compare(op, a, b)
+            value = step if value is None else value * step
+        return value, terms
 
 
 _UNDEFINED = (sp.nan, sp.zoo, sp.oo, -sp.oo)

@@ -29,7 +29,7 @@ import sympy as sp
 
 from ..errors import ParseError
 from .evaluate import ParsedFormula, _digits
-from .functions import FUNCTIONS
+from .functions import ALIASES, CONSTANTS, FUNCTIONS, NOT_SUPPORTED, Param
 from .tree import (
     _BINARY,
     ALLOWED,
@@ -43,6 +43,7 @@ from .tree import (
     SYMPY_CONSTANTS,
     _Binary,
     _Call,
+    _Compare,
     _Const,
     _Node,
     _Ref,
@@ -56,13 +57,16 @@ _OPERATOR_WORDS = {ast.FloorDiv: "//", ast.Mod: "%", ast.LShift: "<<", ast.RShif
 _NODE_WORDS = {
     ast.Lambda: "a lambda", ast.ListComp: "a comprehension", ast.SetComp: "a comprehension",
     ast.DictComp: "a comprehension", ast.GeneratorExp: "a generator expression",
-    ast.JoinedStr: "an f-string", ast.FormattedValue: "an f-string", ast.Compare: "a comparison",
+    ast.JoinedStr: "an f-string", ast.FormattedValue: "an f-string",
     ast.BoolOp: "'and'/'or'", ast.IfExp: "a conditional expression", ast.NamedExpr: "':=' (walrus)",
     ast.Subscript: "indexing (x[...])", ast.Starred: "'*' unpacking", ast.Dict: "a dict",
     ast.Set: "a set", ast.List: "a list", ast.Tuple: "a tuple", ast.Slice: "a slice",
     ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield",
 }
 _SKIP = (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
+_COMPARE = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+_COMPARE_WORDS = {ast.Eq: "==", ast.NotEq: "!=", ast.Is: "is", ast.IsNot: "is not", ast.In: "in",
+                  ast.NotIn: "not in"}
 
 
 class _Locator:
@@ -217,6 +221,8 @@ class _Builder:
             return self.binary(node)
         if isinstance(node, ast.Call):
             return self.call(node)
+        if isinstance(node, ast.Compare):
+            return self.compare(node)
         if isinstance(node, ast.Attribute):
             operand = self.node(node.value)  # the innermost problem is reported first
             # the column of '.attr' itself: just after the operand
@@ -258,6 +264,8 @@ class _Builder:
             var, axis = self.sizes[ident]
             self.used.add(var)
             return _SizeRef(line, col, ident, var, axis)
+        if ident in CONSTANTS:  # pi, e: a declared variable of that name wins (above)
+            return _Const(line, col, CONSTANTS[ident], digits=1.0)
         known = sorted(self.names | set(self.sizes))
         listing = f"declared names: {', '.join(known)}" if known else "nothing is declared"
         if ident in FUNCTIONS:
@@ -294,7 +302,10 @@ class _Builder:
     def power(self, node: ast.BinOp, base: _Node, exponent: _Node) -> _Node:
         line, col = self.pos(node)
         allowed = (f"'**' takes a constant exponent: an integer or a fraction with |value| <= "
-                   f"{MAX_POWER}, e.g. x**2, x**-1, x**(1/2); use exp(y * log(x)) for others")
+                   f"{MAX_POWER}, e.g. x**2, x**-1, x**(1/2); write pow(x, y) for a variable exponent")
+        if (not isinstance(exponent, _Const) and isinstance(base, _Const) and base.value.is_positive
+                and base.value.is_real):  # e**x, 2**x: a positive constant to any power
+            return _Binary(line, col, "**", base, exponent, digits=base.digits + exponent.digits + 1)
         if not isinstance(exponent, _Const) or not exponent.value.is_Rational:
             raise self.error(node.right, "the exponent is not a constant number", allowed)
         e = exponent.value
@@ -313,6 +324,35 @@ class _Builder:
             raise self.error(node, f"this computes a number with up to {digits:.3g} digits",
                              f"constants may have at most {MAX_LOG10:g} digits")
 
+    def compare(self, node: ast.Compare) -> _Node:
+        line, col = self.pos(node)
+        ops_: list[str] = []
+        for op in node.ops:
+            word = _COMPARE.get(type(op))
+            if word is None:
+                shown = _COMPARE_WORDS.get(type(op), "?")
+                raise self.error(node, f"comparison '{shown}' is not allowed",
+                                 "use < <= > >= (equality of real numbers holds on a set of measure "
+                                 "zero: no sample lands there), e.g. where(x > 0, x, 0)")
+            ops_.append(word)
+        operands = tuple(self.node(n) for n in (node.left, *node.comparators))
+        digits = max(o.digits for o in operands) + 1
+        return _Compare(line, col, tuple(ops_), operands, digits=digits)
+
+    def unknown_function(self, node: ast.Call, fname: str) -> ParseError:
+        if fname in self.names or fname in self.sizes:
+            return self.error(node, f"'{fname}' is a declared name, not a function",
+                              f"write {fname} * (...) to multiply; functions: {', '.join(FUNCTIONS)}")
+        if fname in NOT_SUPPORTED:
+            return self.error(node.func, f"unknown function '{fname}'", NOT_SUPPORTED[fname])
+        close = _close(fname, FUNCTIONS)[:2]
+        alias = ALIASES.get(fname) or ALIASES.get(fname.lower())
+        if alias is not None:
+            close = [alias] + [c for c in close if c != alias][:1]
+        hint = (f"did you mean {' or '.join(repr(c) for c in close)}?" if close
+                else f"functions: {', '.join(FUNCTIONS)}")
+        return self.error(node.func, f"unknown function '{fname}'", hint)
+
     def call(self, node: ast.Call) -> _Node:
         line, col = self.pos(node)
         if not isinstance(node.func, ast.Name):
@@ -321,43 +361,108 @@ class _Builder:
         fname = node.func.id
         spec = FUNCTIONS.get(fname)
         if spec is None:
-            close = _close(fname, FUNCTIONS)
-            if fname in self.names or fname in self.sizes:
-                raise self.error(node, f"'{fname}' is a declared name, not a function",
-                                 f"write {fname} * (...) to multiply; functions: {', '.join(FUNCTIONS)}")
-            hint = (f"did you mean {' or '.join(repr(c) for c in close)}?" if close
-                    else f"functions: {', '.join(FUNCTIONS)}")
-            raise self.error(node.func, f"unknown function '{fname}'", hint)
+            raise self.unknown_function(node, fname)
+        usage = f"write {spec.signature(fname)}"
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 raise self.error(arg, "'*' unpacking is not allowed", "pass arguments one by one")
+        lead = [p for p in spec.params if p.lead]
+        trail = [p for p in spec.params if not p.lead and p.positional]
+        positional = list(node.args)
+        params: dict[str, object] = {}
+        if lead and len(positional) < len(lead) + spec.fewest:
+            most = spec.arity + len(lead)
+            raise self.error(node, f"{fname} takes {most} arguments, got {len(positional)}", usage)
+        for p in lead:  # polygamma(n, x): its number parameter comes first
+            if not positional:
+                break
+            params[p.name] = self.param(positional.pop(0), p, fname, usage)
+        count = len(positional)
+        extra = count - spec.arity
+        if extra > 0 and extra <= len(trail):
+            for p, value in zip(trail, positional[spec.arity:]):
+                params[p.name] = self.param(value, p, fname, usage)
+            positional = positional[: spec.arity]
+        elif extra > 0 or count < spec.fewest or (lead and len(params) < len(lead)):
+            total = count + len(params)
+            most = spec.arity + len(lead) + len(trail)
+            fewest = spec.fewest + sum(p.required for p in spec.params if p.lead or p.positional)
+            takes = (f"{most} argument{'s' if most != 1 else ''}" if most == fewest
+                     else f"{fewest} to {most} arguments")
+            raise self.error(node, f"{fname} takes {takes}, got {total}", usage)
         axis: int | None = spec.default_axis
+        keywords = {p.name: p for p in spec.params}
         for kw in node.keywords:
             if kw.arg is None:
-                raise self.error(kw.value, "'**' unpacking is not allowed", "the only keyword is axis=")
-            if kw.arg != "axis" or not spec.axis:
-                takes = "the only keyword is axis=, e.g. sum(x, axis=0)" if spec.axis else \
-                    f"{fname} takes no keywords"
+                raise self.error(kw.value, "'**' unpacking is not allowed",
+                                 f"name each keyword; {usage}")
+            if kw.arg == "axis" and spec.axis:
+                axis = self.axis(kw.value)
+                continue
+            p = keywords.get(kw.arg)
+            if p is None:
+                known = [*(["axis"] if spec.axis else []), *keywords]
+                takes = (f"its keywords are {', '.join(k + '=' for k in known)}; {usage}" if known
+                         else f"{fname} takes no keywords; {usage}")
                 raise self.error(kw.value, f"keyword '{kw.arg}' is not allowed for {fname}", takes)
-            axis = self.axis(kw.value)
-        if len(node.args) != spec.arity:
-            extra = ", axis=..." if spec.axis else ""
-            raise self.error(node, f"{fname} takes {spec.arity} argument{'s' if spec.arity > 1 else ''}"
-                             f", got {len(node.args)}",
-                             f"write {fname}({', '.join('xyz'[:spec.arity])}{extra})")
+            if p.name in params:
+                raise self.error(kw.value, f"{fname} got {p.name} twice", usage)
+            params[p.name] = self.param(kw.value, p, fname, usage)
+        for p in spec.params:
+            if p.name not in params:
+                if p.required:
+                    raise self.error(node, f"{fname} needs {p.name}", usage)
+                params[p.name] = p.default
         if spec.matrix:
             if self.matrix_depth:
-                raise self.error(node, f"{fname} inside another det/logdet/inv is not allowed",
+                raise self.error(node, f"{fname} inside another matrix function (det, inv, solve...) "
+                                 "is not allowed",
                                  "name the inner result as an intermediate (define = ...) first")
             self.matrix_depth += 1
         try:
-            args = tuple(self.node(a) for a in node.args)
+            args = tuple(self.node(a) for a in positional)
         finally:
             if spec.matrix:
                 self.matrix_depth -= 1
         digits = sum(a.digits for a in args) + (8.0 if spec.matrix else 4.0)
         self.bound(node, digits)
-        return _Call(line, col, fname, args, axis, digits=digits)
+        return _Call(line, col, fname, args, axis, tuple(params.items()),
+                     tuple(self.pos(a) for a in positional), digits=digits)
+
+    def param(self, value: ast.AST, p: Param, fname: str, usage: str) -> object:
+        """A parameter's value: a number (or a word from a short list) written in the text."""
+        allowed = f"{fname}'s {p.describe()}; {usage}"
+        if p.kind == "choice":
+            if isinstance(value, ast.Constant) and isinstance(value.value, str) and value.value in p.choices:
+                return value.value
+            raise self.error(value, f"{p.name} must be one of {', '.join(repr(c) for c in p.choices)}",
+                             allowed)
+        if p.kind == "bool":
+            if isinstance(value, ast.Constant) and isinstance(value.value, bool):
+                return value.value
+            raise self.error(value, f"{p.name} must be True or False", allowed)
+        sign, inner = 1, value
+        if isinstance(inner, ast.UnaryOp) and isinstance(inner.op, (ast.USub, ast.UAdd)):
+            sign = -1 if isinstance(inner.op, ast.USub) else 1
+            inner = inner.operand
+        if p.kind == "ord" and isinstance(inner, ast.Name) and inner.id == "inf":
+            return sign * float("inf")
+        if not (isinstance(inner, ast.Constant) and isinstance(inner.value, (int, float))
+                and not isinstance(inner.value, bool)):
+            raise self.error(value, f"{p.name} must be a number written out (not a formula)", allowed)
+        number = self.constant(inner).value * sign
+        if p.kind == "int" and not number.is_Integer:
+            raise self.error(value, f"{p.name} must be an integer, got {number}", allowed)
+        if p.kind == "ord":
+            if not number > 0:
+                raise self.error(value, f"ord must be positive (or inf, -inf), got {number}", allowed)
+            if number > 64:
+                raise self.error(value, f"ord {number} is too large", "use ord=inf for the largest entry")
+            return number
+        low_ok = number > p.low if p.open_low else number >= p.low
+        if not (low_ok and number <= p.high):
+            raise self.error(value, f"{p.name}={number} is out of range", allowed)
+        return int(number) if p.kind == "int" else number
 
     def axis(self, value: ast.AST) -> int:
         sign = 1

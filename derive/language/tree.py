@@ -22,11 +22,13 @@ MAX_TERMS = 200_000
 MAX_TOTAL = 2_000_000
 """... and in all entries together (building costs about 10 microseconds a term)."""
 
-SYMPY_CONSTANTS = frozenset({"E", "I", "N", "S", "O", "Q", "pi", "gamma", "oo", "zoo", "nan",
-                             "beta", "zeta", "EulerGamma", "GoldenRatio", "Catalan", "e", "inf"})
-"""Names SymPy would read as constants or functions: here they are unknown unless declared."""
+SYMPY_CONSTANTS = frozenset({"E", "I", "N", "S", "O", "Q", "gamma", "oo", "zoo", "nan",
+                             "beta", "zeta", "EulerGamma", "GoldenRatio", "Catalan", "inf"})
+"""Names SymPy would read as constants or functions: here they are unknown unless declared
+(pi and e are the numbers pi and e, unless a variable of that name is declared)."""
 
-ALLOWED = "names, numbers, + - * / ** @, calls such as exp(x) or sum(x, axis=0), and .T"
+ALLOWED = ("names, numbers, pi, e, + - * / ** @, comparisons < <= > >=, calls such as exp(x) or "
+           "sum(x, axis=0), and .T")
 
 _BINARY: dict[type, tuple[str, Callable[[Any, Any], Any]]] = {
     ast.Add: ("+", operator.add), ast.Sub: ("-", operator.sub), ast.Mult: ("*", operator.mul),
@@ -78,6 +80,18 @@ class _Call(_Node):
     name: str
     args: tuple[_Node, ...]
     axis: int | None
+    params: tuple[tuple[str, Any], ...] = ()
+    """The call's number parameters (negative_slope=0.2, ddof=1...), read and bounded by the parser."""
+    arg_pos: tuple[tuple[int, int], ...] = ()
+    """Where each array argument starts (file line, column), for messages about one argument."""
+
+
+@dataclass(frozen=True)
+class _Compare(_Node):
+    """a < b (or a chain a < b <= c): 1 where every comparison holds, else 0."""
+
+    ops: tuple[str, ...]
+    operands: tuple[_Node, ...]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..model.ops_math import jump_arguments
 from ..model.spec import Identity
 from ..symbolic.graph import Graph
 from . import backends
@@ -47,6 +48,7 @@ def sample(identity: Identity, graph: Graph, compiled: Compiled, rng: np.random.
     """Draw `count` samples; redraw those near a kink or with a non-finite target."""
     np_backend = backends.get("numpy")
     inputs = _draw(identity, graph, rng, count)
+    jumps = _jumps(graph, compiled)
     kinks = 0
     bad = np.ones(count, dtype=bool)
     for _ in range(rounds):
@@ -57,6 +59,10 @@ def sample(identity: Identity, graph: Graph, compiled: Compiled, rng: np.random.
             args = _stack(np_backend, np_backend.run(compiled.kinks, env), count)
             scale = np.maximum(1.0, np.abs(inputs.columns).max(axis=1, initial=0.0))
             near = (np.abs(args) < tol.kink_margin * scale[:, None]).any(axis=1)
+        if jumps is not None:  # floor, round, ...: no sample within a step of a jump
+            args = _stack(np_backend, np_backend.run(jumps, env), count)
+            scale = np.maximum(1.0, np.abs(inputs.columns).max(axis=1, initial=0.0))
+            near |= (np.abs(args) < tol.kink_margin * scale[:, None]).any(axis=1)
         nonfinite = ~np.isfinite(target).all(axis=1)
         bad = near | nonfinite
         if not bad.any():
@@ -67,6 +73,14 @@ def sample(identity: Identity, graph: Graph, compiled: Compiled, rng: np.random.
             inputs.raw[name][bad] = fresh.raw[name]
         inputs.columns[bad] = fresh.columns
     return Sampled(inputs, kinks, int(bad.sum()))
+
+
+def _jumps(graph: Graph, compiled: Compiled) -> backends.Program | None:
+    """A program of expressions that are 0 at the jumps of the step functions (floor, round,
+    ...) in the definitions and claims, or None when there are none."""
+    exprs = [e for n in graph.definitions for e in n.expr.flat] + [e for c in graph.claims for e in c.expr.flat]
+    args = jump_arguments(exprs)
+    return backends.compile_program(args, list(compiled.symbols)) if args else None
 
 
 def _jitter(env: list[Any], backend: backends.Backend, rng: np.random.Generator, count: int,

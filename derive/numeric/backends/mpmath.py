@@ -34,6 +34,25 @@ def _heaviside(a: Any) -> Any:
     return mpmath.mpf(1) if a > 0 else mpmath.mpf(0) if a < 0 else mpmath.mpf(0.5)
 
 
+def _real(fn: Any) -> Any:
+    """fn on the reals: nan where mpmath would leave them (acos(2) is complex there)."""
+    def op(*a: Any) -> Any:
+        try:
+            out = fn(*a)
+        except (ValueError, ZeroDivisionError):
+            return mpmath.nan
+        return mpmath.nan if isinstance(out, mpmath.mpc) else out
+    return op
+
+
+def _trunc(a: Any) -> Any:
+    return mpmath.floor(a) if a >= 0 else mpmath.ceil(a)
+
+
+def _erfinv(a: Any) -> Any:
+    return mpmath.erfinv(a) if -1 < a < 1 else mpmath.nan
+
+
 OPS = {
     "num": _num,
     "add": lambda *a: reduce(operator.add, a),
@@ -46,6 +65,14 @@ OPS = {
     "sin": mpmath.sin, "cos": mpmath.cos, "tan": mpmath.tan, "sinh": mpmath.sinh,
     "cosh": mpmath.cosh, "atan": mpmath.atan, "abs": abs, "sign": mpmath.sign,
     "heaviside": _heaviside, "erf": mpmath.erf, "shift": lambda *a: max(a, key=mpmath.re),
+    "asin": _real(mpmath.asin), "acos": _real(mpmath.acos), "asinh": mpmath.asinh,
+    "acosh": _real(mpmath.acosh), "atanh": _real(mpmath.atanh), "atan2": mpmath.atan2,
+    "log1p": _real(mpmath.log1p), "expm1": mpmath.expm1, "hypot": mpmath.hypot,
+    "erfc": mpmath.erfc, "erfinv": _erfinv,
+    "lgamma": _real(lambda a: mpmath.log(abs(mpmath.gamma(a)))),
+    "polygamma": _real(lambda n, a: mpmath.polygamma(int(n), a)), "sinc": mpmath.sinc,
+    "floor": mpmath.floor, "ceil": mpmath.ceil, "trunc": _trunc, "round": mpmath.nint,
+    "and": lambda *a: all(a), "or": lambda *a: any(a), "not": lambda a: not a,
 }
 
 

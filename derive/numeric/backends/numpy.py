@@ -1,31 +1,114 @@
-"""numpy float64 (and complex128, for the complex-step derivative) backend."""
+"""numpy float64 (and complex128, for the complex-step derivative) backend.
+
+Functions numpy lacks (erfinv, digamma, polygamma) and complex arguments of real-only functions
+(erf, lgamma: the complex step evaluates f(x + ih)) are computed with mpmath, entry by entry.
+Step functions (floor, round, ...) of a complex argument act on its real part: their
+derivative is 0 away from their jumps, which is what the complex step then reads.
+"""
 
 from __future__ import annotations
 
 import math
 from functools import reduce
 import operator
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from . import Backend
 
 
-def _erf(a: Any) -> Any:
-    """erf on float arrays; on complex ones (the complex-step derivative) by mpmath at 60 digits,
-    since math.erf is real only and Im erf(x + ih) ~ h needs far more than double precision."""
-    a = np.asarray(a)
-    if not np.iscomplexobj(a):
-        return _real_erf(a)
+def _mp(fn: Callable[..., Any], dps: int) -> Callable[..., Any]:
+    """fn evaluated by mpmath at `dps` digits, entry by entry (real or complex)."""
     import mpmath
 
-    with mpmath.workdps(60):
-        return np.vectorize(lambda z: complex(mpmath.erf(mpmath.mpc(z.real, z.imag))),
-                            otypes=[complex])(a)
+    def one(*args: Any) -> Any:
+        with mpmath.workdps(dps):
+            z = [mpmath.mpc(a.real, a.imag) if isinstance(a, complex) else mpmath.mpf(float(a))
+                 for a in args]
+            try:
+                out = fn(mpmath, *z)
+            except (ValueError, ZeroDivisionError):
+                return complex("nan") if any(isinstance(a, complex) for a in args) else math.nan
+            if isinstance(out, mpmath.mpc):
+                if any(isinstance(a, complex) for a in args):
+                    return complex(out)
+                return math.nan  # a real input outside the function's real domain
+            return float(out)
+
+    def vectorised(*args: Any) -> Any:
+        arrays = [np.asarray(a) for a in args]
+        kind = complex if any(np.iscomplexobj(a) for a in arrays) else float
+        if kind is complex:
+            arrays = [a.astype(complex) for a in arrays]
+        out = np.vectorize(one, otypes=[kind])(*arrays)
+        return out
+    return vectorised
 
 
-_real_erf = np.vectorize(math.erf, otypes=[float])
+def _real_or_complex(real: Callable[..., Any], cplx: Callable[..., Any]) -> Callable[..., Any]:
+    def op(*args: Any) -> Any:
+        if any(np.iscomplexobj(np.asarray(a)) for a in args):
+            return cplx(*args)
+        return real(*args)
+    return op
+
+
+def _mp_erf(mp: Any, z: Any) -> Any:
+    return mp.erf(z)
+
+
+def _mp_erfc(mp: Any, z: Any) -> Any:
+    return mp.erfc(z)
+
+
+def _mp_erfinv(mp: Any, z: Any) -> Any:
+    if isinstance(z, mp.mpc):  # erf(w) = z near the real solution (mpmath's erfinv is real only)
+        w0 = mp.erfinv(z.real)
+        return mp.findroot(lambda w: mp.erf(w) - z, mp.mpc(w0, 0))
+    return mp.erfinv(z)
+
+
+def _mp_lgamma(mp: Any, z: Any) -> Any:
+    """log|Gamma|, continued analytically near the real axis (so the complex step reads digamma)."""
+    if isinstance(z, mp.mpc):
+        return mp.log(mp.gamma(z) * mp.sign(mp.gamma(z.real)))
+    return mp.log(abs(mp.gamma(z)))
+
+
+def _mp_polygamma(mp: Any, n: Any, z: Any) -> Any:
+    return mp.polygamma(int(mp.re(n)), z)
+
+
+def _atan2(y: Any, x: Any) -> Any:
+    if not (np.iscomplexobj(y) or np.iscomplexobj(x)):
+        return np.arctan2(y, x)
+    y, x = np.asarray(y, dtype=complex), np.asarray(x, dtype=complex)
+    # the complex step: real part atan2, imaginary part its first-order change (x dy - y dx)/r^2,
+    # which is exact for the h = 1e-30 steps it serves
+    r2 = x.real**2 + y.real**2
+    return np.arctan2(y.real, x.real) + 1j * (x.real * y.imag - y.real * x.imag) / r2
+
+
+def _on_real(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A step function: of a complex argument, applied to its real part (derivative 0)."""
+    def op(a: Any) -> Any:
+        a = np.asarray(a)
+        if np.iscomplexobj(a):
+            return fn(a.real).astype(complex)
+        return fn(a)
+    return op
+
+
+def _hypot(a: Any, b: Any) -> Any:
+    if np.iscomplexobj(np.asarray(a)) or np.iscomplexobj(np.asarray(b)):
+        return np.sqrt(a * a + b * b)
+    return np.hypot(a, b)
+
+
+def _sinc(a: Any) -> Any:
+    """sin(a)/a (SymPy's unnormalised sinc; numpy's is sin(pi x)/(pi x))."""
+    return np.sinc(np.asarray(a) / np.pi)
 
 
 def _shift(*args: Any) -> Any:
@@ -40,6 +123,16 @@ def _piecewise(pieces: list[tuple[Any, Any]]) -> Any:
     return result
 
 
+def _real_part(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """Comparisons read real parts (a complex-step input compares as its real value)."""
+    return lambda a, b: op(np.real(a), np.real(b))
+
+
+_real_erf = np.vectorize(math.erf, otypes=[float])
+_real_erfc = np.vectorize(math.erfc, otypes=[float])
+_real_lgamma = np.vectorize(lambda v: math.lgamma(v) if not (v <= 0 and v == int(v)) else math.inf,
+                            otypes=[float])
+
 OPS = {
     "num": float,
     "add": lambda *a: reduce(operator.add, a),
@@ -48,11 +141,23 @@ OPS = {
     "max": lambda *a: reduce(np.maximum, a),
     "min": lambda *a: reduce(np.minimum, a),
     "piecewise": _piecewise,
-    "gt": np.greater, "ge": np.greater_equal, "lt": np.less, "le": np.less_equal,
+    "gt": _real_part(np.greater), "ge": _real_part(np.greater_equal),
+    "lt": _real_part(np.less), "le": _real_part(np.less_equal),
     "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh, "sin": np.sin,
     "cos": np.cos, "tan": np.tan, "sinh": np.sinh, "cosh": np.cosh, "atan": np.arctan,
-    "abs": np.abs, "sign": np.sign, "heaviside": lambda a: np.heaviside(a, 0.5),
-    "erf": _erf, "shift": _shift,
+    "asin": np.arcsin, "acos": np.arccos, "asinh": np.arcsinh, "acosh": np.arccosh,
+    "atanh": np.arctanh, "atan2": _atan2, "log1p": np.log1p, "expm1": np.expm1, "hypot": _hypot,
+    "abs": np.abs, "sign": _on_real(np.sign), "heaviside": lambda a: np.heaviside(np.real(a), 0.5),
+    "floor": _on_real(np.floor), "ceil": _on_real(np.ceil), "trunc": _on_real(np.trunc),
+    "round": _on_real(np.rint), "sinc": _sinc,
+    "erf": _real_or_complex(_real_erf, _mp(_mp_erf, 60)),
+    "erfc": _real_or_complex(_real_erfc, _mp(_mp_erfc, 60)),
+    "erfinv": _real_or_complex(_mp(_mp_erfinv, 20), _mp(_mp_erfinv, 60)),
+    "lgamma": _real_or_complex(_real_lgamma, _mp(_mp_lgamma, 60)),
+    "polygamma": _real_or_complex(_mp(_mp_polygamma, 20), _mp(_mp_polygamma, 60)),
+    "shift": _shift,
+    "and": lambda *a: reduce(np.logical_and, a), "or": lambda *a: reduce(np.logical_or, a),
+    "not": np.logical_not,
 }
 
 

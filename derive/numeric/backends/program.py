@@ -14,14 +14,36 @@ from typing import Any, Callable, Sequence
 import sympy as sp
 
 from ...errors import UnsupportedError
+from ...model.ops_math import Ceil, Floor, Round, Sign, Trunc
 
 Op = tuple  # ("in", i) | ("tmp", j) | ("num", value) | (op, *children) | ("fn", name, *children)
+
+
+class Log1p(sp.Function):
+    """log(1 + x), evaluated with the libraries' log1p. Evaluation only: `compile_program`
+    writes it for log(1 + x) after differentiation, so it is never differentiated."""
+
+
+class Expm1(sp.Function):
+    """exp(x) - 1, evaluated with the libraries' expm1 (evaluation only, like Log1p)."""
+
+
+class Hypot(sp.Function):
+    """sqrt(a^2 + b^2) without overflow, evaluated with the libraries' hypot (evaluation only)."""
+
 
 FUNCTIONS: dict[type, str] = {
     sp.exp: "exp", sp.log: "log", sp.tanh: "tanh", sp.sin: "sin", sp.cos: "cos",
     sp.tan: "tan", sp.sinh: "sinh", sp.cosh: "cosh", sp.atan: "atan", sp.Abs: "abs",
     sp.sign: "sign", sp.Heaviside: "heaviside", sp.erf: "erf",
+    sp.asin: "asin", sp.acos: "acos", sp.asinh: "asinh", sp.acosh: "acosh", sp.atanh: "atanh",
+    sp.atan2: "atan2", sp.erfc: "erfc", sp.erfinv: "erfinv", sp.loggamma: "lgamma",
+    sp.polygamma: "polygamma", sp.sinc: "sinc", sp.floor: "floor", sp.ceiling: "ceil",
+    Floor: "floor", Ceil: "ceil", Trunc: "trunc", Round: "round", Sign: "sign",
+    Log1p: "log1p", Expm1: "expm1", Hypot: "hypot",
 }
+"""SymPy function -> backend operation (all arguments passed, in order: atan2(y, x),
+polygamma(n, x))."""
 RELATIONS: dict[type, str] = {
     sp.StrictGreaterThan: "gt", sp.GreaterThan: "ge", sp.StrictLessThan: "lt", sp.LessThan: "le",
 }
@@ -59,6 +81,8 @@ def _lower(e: Any, index: dict[sp.Symbol, Op]) -> Op:
     if isinstance(e, (sp.Max, sp.Min)):
         name = "max" if isinstance(e, sp.Max) else "min"
         return (name, *(_lower(a, index) for a in e.args))
+    if isinstance(e, (sp.core.relational.Relational, sp.logic.boolalg.Boolean)):
+        return ("cond", _lower_cond(e, index))  # a condition common subexpression elimination took out
     if isinstance(e, sp.Piecewise):
         pieces = []
         for value, cond in e.args:
@@ -78,6 +102,18 @@ def _lower(e: Any, index: dict[sp.Symbol, Op]) -> Op:
 def _lower_cond(c: Any, index: dict[sp.Symbol, Op]) -> Op:
     if c is sp.true:
         return ("true",)
+    if c is sp.false:
+        return ("false",)
+    if isinstance(c, sp.Symbol):  # a condition computed once, as a temporary
+        return ("is", _lower(c, index))
+    if isinstance(c, (sp.And, sp.Or)):
+        return ("and" if isinstance(c, sp.And) else "or", *(_lower_cond(a, index) for a in c.args))
+    if isinstance(c, sp.Not):
+        return ("not", _lower_cond(c.args[0], index))
+    if isinstance(c, sp.ITE):  # SymPy's form of a condition on a Piecewise value
+        a, b, d = c.args
+        return ("or", ("and", _lower_cond(a, index), _lower_cond(b, index)),
+                ("and", ("not", _lower_cond(a, index)), _lower_cond(d, index)))
     name = RELATIONS.get(type(c))
     if name is None:
         raise UnsupportedError(f"cannot evaluate the condition {c}; use <, <=, >, >=")
@@ -94,12 +130,15 @@ def _exponent(term: sp.Expr) -> sp.Expr | None:
         return term.args[0]
     if term.is_Rational and term > 0:
         return sp.log(term)
+    if isinstance(term, sp.Pow) and term.base.is_Rational and term.base > 0 and term.exp.free_symbols:
+        return term.exp * sp.log(term.base)  # 2**a (logaddexp2) is exp(a log 2)
     return None
 
 
 def _exponents(e: sp.Expr) -> list[sp.Expr] | None:
     """b_k when e = sum_k exp(b_k) (positive constants count, as exp(log c)), with one exp at least."""
-    if not isinstance(e, sp.Add) or not any(isinstance(a, sp.exp) for a in e.args):
+    if not isinstance(e, sp.Add) or not any(_exponent(a) is not None and not a.is_Rational
+                                             for a in e.args):
         return None
     found = [_exponent(a) for a in e.args]
     return None if any(b is None for b in found) else found  # type: ignore[return-value]
@@ -137,6 +176,45 @@ def stabilise(e: sp.Expr) -> sp.Expr:
                      and any(a.has(Shift) for a in x.args if isinstance(a, sp.exp)), merge)
 
 
+def _negated_exp(a: sp.Expr) -> bool:
+    return isinstance(a, sp.Mul) and len(a.args) == 2 and a.args[0] == -1 and isinstance(a.args[1], sp.exp)
+
+
+def accurate(e: sp.Expr) -> sp.Expr:
+    """log(1 + x) as log1p(x), exp(x) - 1 as expm1(x), sqrt(a^2 + b^2) as hypot(a, b): the same
+    values, without the rounding (or overflow) of the literal forms near 0 (or far out)."""
+    def log1p(x: sp.Expr) -> sp.Expr:
+        return Log1p(x.args[0] - 1)
+
+    def expm1(x: sp.Expr) -> sp.Expr:
+        rest = list(x.args)
+        rest.remove(sp.S.NegativeOne)
+        first = next(a for a in rest if isinstance(a, sp.exp))
+        rest.remove(first)
+        return sp.Add(Expm1(first.args[0]), *rest)
+
+    def hypot(x: sp.Expr) -> sp.Expr:
+        a, b = x.base.args
+        return Hypot(a.base, b.base)
+
+    e = e.replace(lambda x: isinstance(x, sp.log) and isinstance(x.args[0], sp.Add)
+                  and sp.S.One in x.args[0].args, log1p)
+    def one_minus_exp(x: sp.Expr) -> sp.Expr:
+        rest = list(x.args)
+        rest.remove(sp.S.One)
+        first = next(a for a in rest if _negated_exp(a))
+        rest.remove(first)
+        return sp.Add(-Expm1(first.args[1].args[0]), *rest)
+
+    e = e.replace(lambda x: isinstance(x, sp.Add) and sp.S.NegativeOne in x.args
+                  and any(isinstance(a, sp.exp) for a in x.args), expm1)
+    e = e.replace(lambda x: isinstance(x, sp.Add) and sp.S.One in x.args
+                  and any(_negated_exp(a) for a in x.args), one_minus_exp)
+    return e.replace(lambda x: isinstance(x, sp.Pow) and x.exp == sp.S.Half and isinstance(x.base, sp.Add)
+                     and len(x.base.args) == 2 and all(isinstance(t, sp.Pow) and t.exp == 2
+                                                       for t in x.base.args), hypot)
+
+
 def fold_constants(e: sp.Expr) -> sp.Expr:
     """Constant subexpressions (sigmoid(1/2), sqrt(2) + log(3)) as 50-digit floats (more than
     the mpmath backend's 40).
@@ -154,7 +232,7 @@ def fold_constants(e: sp.Expr) -> sp.Expr:
 def compile_program(exprs: Sequence[Any], inputs: Sequence[sp.Symbol]) -> Program:
     """Common subexpressions eliminated once; each expression lowered to operation tuples."""
     index: dict[sp.Symbol, Op] = {s: ("in", i) for i, s in enumerate(inputs)}
-    exprs = [stabilise(fold_constants(sp.sympify(e))) for e in exprs]
+    exprs = [accurate(stabilise(fold_constants(sp.sympify(e)))) for e in exprs]
     replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_t"), order="none")
     temps = []
     for j, (sym, e) in enumerate(replacements):
@@ -181,11 +259,19 @@ def evaluate(program: Program, inputs: Sequence[Any], ops: dict[str, Callable[..
         if kind == "piecewise":
             pieces = [(ev(v), ev_cond(c)) for v, c in op[1:]]
             return ops["piecewise"](pieces)
+        if kind == "cond":
+            return ev_cond(op[1])
         return ops[kind](*(ev(a) for a in op[1:]))
 
     def ev_cond(c: Op) -> Any:
         if c[0] == "true":
             return True
+        if c[0] == "false":
+            return False
+        if c[0] == "is":
+            return ev(c[1])
+        if c[0] in ("and", "or", "not"):
+            return ops[c[0]](*(ev_cond(a) for a in c[1:]))
         return ops[c[0]](ev(c[1]), ev(c[2]))
 
     for t in program.temps:

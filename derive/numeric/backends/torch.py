@@ -35,6 +35,38 @@ def _unary(fn: Callable[[torch.Tensor], torch.Tensor], scalar: Callable[[float],
     return lambda a: fn(a) if isinstance(a, torch.Tensor) else scalar(a)
 
 
+def _binary(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+            scalar: Callable[[float, float], float]) -> Callable[[Any, Any], Any]:
+    def op(a: Any, b: Any) -> Any:
+        if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
+            return scalar(a, b)
+        return fn(_tensor(a, b), _tensor(b, a))
+    return op
+
+
+def _logical(fn: Callable[[Any, Any], Any], plain: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def op(a: Any, b: Any) -> Any:
+        if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+            return fn(torch.as_tensor(a), torch.as_tensor(b))
+        return plain(a, b)
+    return op
+
+
+def _polygamma(n: Any, a: Any) -> Any:
+    a = _tensor(a, a)
+    return torch.special.polygamma(int(n), a)
+
+
+def _lgamma(a: Any) -> Any:
+    return torch.lgamma(_tensor(a, a))
+
+
+def _sinc(a: Any) -> Any:
+    """sin(a)/a (SymPy's unnormalised sinc; torch's is sin(pi x)/(pi x))."""
+    a = _tensor(a, a)
+    return torch.sinc(a / math.pi)
+
+
 def _heaviside(a: Any) -> Any:
     a = _tensor(a, a)
     return torch.where(a > 0, 1.0, torch.where(a < 0, 0.0, 0.5)).to(a.dtype)
@@ -80,6 +112,17 @@ OPS = {
     "cosh": _unary(torch.cosh, math.cosh), "atan": _unary(torch.atan, math.atan),
     "abs": _unary(torch.abs, abs), "sign": _unary(torch.sign, lambda x: float(np.sign(x))),
     "heaviside": _heaviside, "erf": _unary(torch.erf, math.erf), "shift": _shift,
+    "asin": _unary(torch.asin, math.asin), "acos": _unary(torch.acos, math.acos),
+    "asinh": _unary(torch.asinh, math.asinh), "acosh": _unary(torch.acosh, math.acosh),
+    "atanh": _unary(torch.atanh, math.atanh), "atan2": _binary(torch.atan2, math.atan2),
+    "log1p": _unary(torch.log1p, math.log1p), "expm1": _unary(torch.expm1, math.expm1),
+    "hypot": _binary(torch.hypot, math.hypot), "erfc": _unary(torch.erfc, math.erfc),
+    "erfinv": lambda a: torch.erfinv(_tensor(a, a)), "lgamma": _lgamma, "polygamma": _polygamma,
+    "sinc": _sinc, "floor": _unary(torch.floor, math.floor), "ceil": _unary(torch.ceil, math.ceil),
+    "trunc": _unary(torch.trunc, math.trunc), "round": _unary(torch.round, lambda x: float(round(x))),
+    "and": lambda *a: reduce(_logical(torch.logical_and, operator.and_), a),
+    "or": lambda *a: reduce(_logical(torch.logical_or, operator.or_), a),
+    "not": lambda a: torch.logical_not(a) if isinstance(a, torch.Tensor) else not a,
 }
 
 
