@@ -96,6 +96,23 @@ def test_a_derivation_becomes_a_table_without_fallbacks() -> None:
     assert "relu: 1 where x &gt; 0" in table
 
 
+def test_catalog_descriptions_are_mathml_and_a_users_stay_escaped_text() -> None:
+    from derive.language.specfile import loads_spec
+    from derive.present.report import _description
+
+    for identity in catalog.CATALOG.values():
+        shown = _description(identity)
+        assert '<code class="tex">' not in shown and "$" not in shown and "\\" not in shown, identity.name
+        assert ("<math" in shown) == ("$" in identity.description), identity.name
+    assert "<mi>&#x003B4;</mi><mrow><mi>i</mi><mi>j</mi>" in _description(catalog.get("softmax_jacobian"))
+    assert "nn.BCELoss" in _description(catalog.get("bce_definition"))
+    assert "F.binary_cross_entropy" in _description(catalog.get("bce_definition"))  # \_ shown as _
+    mine = loads_spec(HOSTILE.replace("sigmoid_wrong", "softmax_jacobian").replace(
+        "<script>", "$x$ <script>"))[0]  # a catalog name, a user's text: plain
+    assert _description(mine) == ("$x$ &lt;script&gt;alert(1)&lt;/script&gt; &amp; "
+                                  "&lt;img src=x onerror=alert(2)&gt;")
+
+
 # --- the page -------------------------------------------------------------------------------
 
 def test_report_for_catalog_names(tmp_path: Path) -> None:

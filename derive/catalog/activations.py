@@ -4,7 +4,7 @@ from ..model.ops import relu, sigmoid, step, tanh
 from ..model.spec import Claim, Definition, Identity, Reference, Variable
 from ._torch import F, torch
 
-SOURCE = "shared/seeds/002 (activation functions); standard"
+SOURCE = "introductory PyTorch tutorial, day 4 (gradient descent): the activation functions sigmoid, tanh and relu; standard"
 
 IDENTITIES = (
     Identity(
@@ -14,7 +14,7 @@ IDENTITIES = (
         claims=(Claim(lambda v: v.s * (1 - v.s), wrt="x", text=r"\sigma(x)(1-\sigma(x))"),),
         references=(Reference("torch.sigmoid", lambda x: torch().sigmoid(x)),),
         family="activations", source=SOURCE,
-        description="d sigma/dx = sigma(x)(1 - sigma(x))",
+        description=r"$d\sigma/dx = \sigma(x)\,(1 - \sigma(x))$",
     ),
     Identity(
         "tanh_derivative",
@@ -23,7 +23,7 @@ IDENTITIES = (
         claims=(Claim(lambda v: 1 - v.a**2, wrt="x", text=r"1-\tanh^2 x"),),
         references=(Reference("torch.tanh", lambda x: torch().tanh(x)),),
         family="activations", source=SOURCE,
-        description="d tanh/dx = 1 - tanh(x)^2",
+        description=r"$d\tanh x/dx = 1 - \tanh^2 x$",
     ),
     Identity(
         "relu_derivative",
@@ -32,6 +32,6 @@ IDENTITIES = (
         claims=(Claim(lambda v: step(v.x), wrt="x", text=r"\mathbb{1}[x>0]"),),
         references=(Reference("F.relu", lambda x: F().relu(x)),),
         family="activations", source=SOURCE,
-        description="d relu/dx = 1 if x > 0 else 0 (not differentiable at 0: the kink is reported)",
+        description=r"$d\operatorname{relu}(x)/dx = 1$ if $x > 0$, else $0$ (not differentiable at $0$: the kink is reported)",
     ),
 )

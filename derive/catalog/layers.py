@@ -93,7 +93,7 @@ IDENTITIES = (
         sizes=({"B": 2, "n": 3, "m": 2},),
         references=(Reference("F.linear", lambda X, W, b, G: (G * F().linear(X, W, b)).sum()),),
         family="layers", source="torch.nn.Linear (y = x W^T + b), batched",
-        description="linear layer backward: dW = G^T X (sum of delta x^T), db = sum_b G, dX = G W",
+        description=r"linear layer backward: $dW = G^\top X$ (the sum of $\delta x^\top$), $db = \sum_b G_{b\cdot}$, $dX = G W$",
     ),
     Identity(
         "logsumexp_gradient",
@@ -103,7 +103,7 @@ IDENTITIES = (
         sizes=({"n": 3},),
         references=(Reference("torch.logsumexp", lambda z: torch().logsumexp(z, -1)),),
         family="layers", source="standard; torch.logsumexp",
-        description="d logsumexp(z)/dz = softmax(z)",
+        description=r"$\partial \operatorname{logsumexp}(z)/\partial z = \operatorname{softmax}(z)$",
     ),
     Identity(
         "softplus_derivative",
@@ -112,7 +112,7 @@ IDENTITIES = (
         claims=(Claim(lambda v: sigmoid(v.x), wrt="x", text=r"\sigma(x)"),),
         references=(Reference("F.softplus", lambda x: F().softplus(x)),),
         family="layers", source="standard; torch.nn.Softplus",
-        description="d softplus(x)/dx = sigma(x)",
+        description=r"$d \operatorname{softplus}(x)/dx = \sigma(x)$",
     ),
     Identity(
         "log_sigmoid_derivative",
@@ -121,7 +121,7 @@ IDENTITIES = (
         claims=(Claim(lambda v: 1 - sigmoid(v.x), wrt="x", text=r"1 - \sigma(x) = \sigma(-x)"),),
         references=(Reference("F.logsigmoid", lambda x: F().logsigmoid(x)),),
         family="layers", source="standard; torch.nn.LogSigmoid",
-        description="d log sigma(x)/dx = 1 - sigma(x) = sigma(-x)",
+        description=r"$d \log \sigma(x)/dx = 1 - \sigma(x) = \sigma(-x)$",
     ),
     Identity(
         "gelu_derivative",
@@ -130,7 +130,7 @@ IDENTITIES = (
         claims=(Claim(lambda v: gelu_exact_derivative(v.x), wrt="x", text=r"\Phi(x) + x \varphi(x)"),),
         references=(Reference("F.gelu", lambda x: F().gelu(x)),),
         family="layers", source=GELU_SOURCE,
-        description="exact GELU x Phi(x): d/dx = Phi(x) + x phi(x)",
+        description=r"exact GELU $x \Phi(x)$: its derivative is $\Phi(x) + x \varphi(x)$",
     ),
     Identity(
         "gelu_tanh_derivative",
@@ -141,7 +141,7 @@ IDENTITIES = (
                       text=r"\tfrac12(1 + \tanh u) + \tfrac{x}{2}(1 - \tanh^2 u) u'"),),
         references=(Reference("F.gelu(approximate='tanh')", lambda x: F().gelu(x, approximate="tanh")),),
         family="layers", source=GELU_SOURCE,
-        description="tanh-approximate GELU: its own derivative (not the exact GELU's)",
+        description=r"tanh-approximate GELU $\frac{x}{2}(1 + \tanh(\sqrt{2/\pi}(x + 0.044715 x^3)))$: its own derivative (not the exact GELU's)",
     ),
     Identity(
         "layer_norm_backward",
@@ -162,7 +162,7 @@ IDENTITIES = (
         references=(Reference("F.layer_norm", lambda x, gamma, beta, G: (
             G * F().layer_norm(x, x.shape, gamma, beta, eps=1e-5)).sum()),),
         family="layers", source=NORM_SOURCE,
-        description="layer norm backward: dx = (g - mean g - x_hat mean(g x_hat)) / sigma, g = G gamma",
+        description=r"layer norm backward: $dx = (g - \operatorname{mean}(g) - \hat x \operatorname{mean}(g \hat x)) / \sigma$, $g = G \gamma$",
     ),
     Identity(
         "batch_norm_backward",
@@ -184,8 +184,8 @@ IDENTITIES = (
         references=(Reference("F.batch_norm (training)", lambda X, gamma, beta, G: (
             G * F().batch_norm(X, None, None, gamma, beta, training=True, eps=1e-5)).sum()),),
         family="layers", source=NORM_SOURCE,
-        description="batch norm backward (batch statistics): "
-                    "dX = (B g - sum_b g - X_hat sum_b(g X_hat)) / (B sigma), g = G gamma",
+        description=r"batch norm backward (batch statistics): "
+                    r"$dX = (B g - \sum_b g - \hat X \sum_b (g \hat X)) / (B \sigma)$, $g = G \gamma$",
     ),
     Identity(
         "attention_backward",
@@ -205,8 +205,8 @@ IDENTITIES = (
         sizes=({"n": 2, "m": 2, "d": 2, "e": 2},),
         references=(Reference("F.scaled_dot_product_attention", _attention),),
         family="layers", source="Vaswani et al. (2017); the FlashAttention backward (Dao et al., 2022)",
-        description="attention backward: dQ = dS K/sqrt(d), dK = dS^T Q/sqrt(d), dV = P^T G, "
-                    "dS = P * (dP - rowsum(dP * P)), dP = G V^T",
+        description=r"attention backward: $dQ = dS\, K/\sqrt{d}$, $dK = dS^\top Q/\sqrt{d}$, $dV = P^\top G$, "
+                    r"$dS = P \odot (dP - \operatorname{rowsum}(dP \odot P))$, $dP = G V^\top$",
     ),
 )
 
@@ -259,8 +259,9 @@ def mlp_backprop_identity(depth: int, *, sizes: dict[str, int] | None = None) ->
         references=(Reference(f"{depth} sigmoid layers + linear output + 0.5 * squared error in torch",
                               reference),),
         family="layers", source="Rumelhart, Hinton & Williams (1986); any depth",
-        description=(f"backprop through {depth} sigmoid hidden layers: delta^l = sigma'(z^l) * "
-                     "(W^(l+1))^T delta^(l+1), dE/dW^l = delta^l a^(l-1)^T"))
+        description=(f"backprop through {depth} sigmoid hidden layers: "
+                     r"$\delta^{(l)} = \sigma'(z^{(l)}) \odot (W^{(l+1)})^\top \delta^{(l+1)}$, "
+                     r"$\partial E/\partial W^{(l)} = \delta^{(l)} (a^{(l-1)})^\top$"))
 
 
 IDENTITIES = (*IDENTITIES, mlp_backprop_identity(2))

@@ -12,8 +12,8 @@ IDENTITIES = (
         claims=(Claim(lambda v: v.w, wrt="x", text="w"), Claim(lambda v: v.x, wrt="w", text="x")),
         sizes=({"n": 3}, {"n": 5}),
         references=(Reference("torch.dot", lambda x, w: torch().dot(x, w)),),
-        family="linear", source="shared/seeds/002 (torch.autograd.grad of y = x @ w)",
-        description="y = x . w: dy/dx = w, dy/dw = x",
+        family="linear", source="introductory PyTorch tutorial, day 4 (gradient descent): gradients with torch.autograd.grad, y = x @ w",
+        description=r"$y = x \cdot w$: $\partial y/\partial x = w$, $\partial y/\partial w = x$",
     ),
     Identity(
         "linear_model_gradient",
@@ -22,8 +22,8 @@ IDENTITIES = (
                      Definition("loss", lambda v: (v.y_hat - v.y) ** 2, r"(\hat y - y)^2")),
         claims=(Claim(lambda v: 2 * v.x * (v.x * v.w - v.y), wrt="w", text="2x(xw - y)"),),
         references=(Reference("(x*w - y)**2 in torch", lambda x, y, w: (x * w - y) ** 2),),
-        family="linear", source="shared/seeds/001 (linear model, loss (xw - y)^2)",
-        description="d/dw (xw - y)^2 = 2x(xw - y)",
+        family="linear", source="notes on Dive into Deep Learning, 2.5 (backpropagation and automatic differentiation): the linear model y = x w, loss (x w - y)^2",
+        description=r"$d(xw - y)^2/dw = 2x(xw - y)$",
     ),
     Identity(
         "linear_regression_gradient",
@@ -34,7 +34,7 @@ IDENTITIES = (
                       text=r"\frac{1}{n}\sum_i (2 w x_i^2 - 2 x_i y_i)"),),
         sizes=({"n": 3}, {"n": 6}),
         references=(Reference("F.mse_loss", lambda x, y, w: F().mse_loss(w * x, y)),),
-        family="linear", source="shared/seeds/003 (gradient(x, y, w) = mean(2wx^2 - 2xy))",
-        description="d/dw mean((wx - y)^2) = mean(2wx^2 - 2xy)",
+        family="linear", source="introductory PyTorch tutorial 05 (the gradient descent algorithm): linear regression by hand, gradient(x, y, w) = mean(2wx^2 - 2xy)",
+        description=r"$\frac{d}{dw} \frac{1}{n}\sum_i (w x_i - y_i)^2 = \frac{1}{n}\sum_i (2 w x_i^2 - 2 x_i y_i)$",
     ),
 )

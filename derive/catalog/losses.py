@@ -5,7 +5,7 @@ from ..model.ops import log, log_softmax, mean, sigmoid, size, softmax, sum_
 from ..model.spec import Claim, Definition, Identity, Reference, Variable
 from ._torch import F, torch
 
-SEED = "shared/seeds/002 (loss functions: F.mse_loss, F.binary_cross_entropy, F.cross_entropy)"
+SEED = "introductory PyTorch tutorial, day 4 (gradient descent): the loss functions F.mse_loss, F.binary_cross_entropy and F.cross_entropy"
 BATCH = ({"B": 2, "k": 4}, {"B": 3, "k": 3})
 
 
@@ -28,7 +28,7 @@ IDENTITIES = (
         sizes=({"n": 3}, {"n": 9}),
         references=(Reference("F.mse_loss", lambda y_hat, y: F().mse_loss(y_hat, y)),),
         family="losses", source=SEED,
-        description="d/dy_hat mean((y_hat - y)^2) = 2 (y_hat - y) / n",
+        description=r"$\frac{\partial}{\partial \hat y} \frac{1}{n}\sum_i (\hat y_i - y_i)^2 = \frac{2}{n}(\hat y - y)$",
     ),
     Identity(
         "bce_definition",
@@ -41,7 +41,7 @@ IDENTITIES = (
         references=(Reference("nn.BCELoss", lambda p, y: torch().nn.BCELoss()(p, y)),
                     Reference("F.binary_cross_entropy", lambda p, y: F().binary_cross_entropy(p, y))),
         family="losses", source=SEED,
-        description="nn.BCELoss = F.binary_cross_entropy = -mean(y log p + (1-y) log(1-p))",
+        description=r"nn.BCELoss $=$ F.binary\_cross\_entropy $= -\frac{1}{n}\sum_i \left(y_i \log p_i + (1 - y_i) \log(1 - p_i)\right)$",
     ),
     Identity(
         "bce_gradient_probability",
@@ -52,7 +52,7 @@ IDENTITIES = (
         sizes=({"n": 1}, {"n": 4}),
         references=(Reference("F.binary_cross_entropy", lambda p, y: F().binary_cross_entropy(p, y)),),
         family="losses", source=SEED,
-        description="dL/dp = (p - y) / (p (1 - p)) / n",
+        description=r"$\partial L/\partial p = \frac{1}{n} \frac{p - y}{p(1 - p)}$",
     ),
     Identity(
         "bce_gradient_logit",
@@ -64,7 +64,7 @@ IDENTITIES = (
         references=(Reference("F.binary_cross_entropy_with_logits",
                               lambda z, y: F().binary_cross_entropy_with_logits(z, y)),),
         family="losses", source=SEED,
-        description="p = sigma(z): dL/dz = sigma(z) - y per example (mean over n)",
+        description=r"$p = \sigma(z)$: $\partial L/\partial z = \sigma(z) - y$ per example (the mean over $n$)",
     ),
     Identity(
         "cross_entropy_definition",
@@ -80,7 +80,7 @@ IDENTITIES = (
                               lambda z, t: F().nll_loss(F().log_softmax(z, -1), t)),
                     Reference("nn.CrossEntropyLoss", lambda z, t: torch().nn.CrossEntropyLoss()(z, t))),
         family="losses", source=SEED,
-        description="F.cross_entropy = nll_loss(log_softmax(z), t) = -mean sum onehot(t) log softmax(z)",
+        description=r"F.cross\_entropy $=$ nll\_loss(log\_softmax($z$), $t$) $= -\frac{1}{B}\sum_b \sum_i \operatorname{onehot}(t)_{bi} \log \operatorname{softmax}(z)_{bi}$",
     ),
     Identity(
         "cross_entropy_gradient",
@@ -92,6 +92,6 @@ IDENTITIES = (
         sizes=BATCH,
         references=(Reference("F.cross_entropy", lambda z, t: F().cross_entropy(z, t)),),
         family="losses", source=SEED,
-        description="dL/dz = (softmax(z) - onehot(t)) / B over a batch of B",
+        description=r"$\partial L/\partial z = \frac{1}{B}(\operatorname{softmax}(z) - \operatorname{onehot}(t))$ over a batch of $B$",
     ),
 )

@@ -36,7 +36,7 @@ IDENTITIES = (
         sizes=({"n": 3},),
         references=(Reference("a @ x in torch", lambda a, x: a @ x),),
         family="matrix", source=f"{COOKBOOK}, eq. (69)",
-        description="d(a^T x)/dx = a",
+        description=r"$\partial (a^\top x)/\partial x = a$",
     ),
     Identity(
         "quadratic_form_gradient",
@@ -47,7 +47,7 @@ IDENTITIES = (
         sizes=SQUARE,
         references=(Reference("x @ A @ x in torch", lambda x, A: x @ A @ x),),
         family="matrix", source=f"{COOKBOOK}, eqs. (81), (82)",
-        description="d(x^T A x)/dx = (A + A^T) x, d(x^T A x)/dA = x x^T",
+        description=r"$\partial (x^\top A x)/\partial x = (A + A^\top) x$, $\partial (x^\top A x)/\partial A = x x^\top$",
     ),
     Identity(
         "least_squares_gradient",
@@ -60,7 +60,7 @@ IDENTITIES = (
         references=(Reference("torch.linalg.vector_norm(A @ x - b) ** 2",
                               lambda A, x, b: torch().linalg.vector_norm(A @ x - b) ** 2),),
         family="matrix", source=f"{COOKBOOK}, eq. (84)",
-        description="d||Ax - b||^2/dx = 2 A^T (Ax - b), d/dA = 2 (Ax - b) x^T",
+        description=r"$\partial \lVert Ax - b \rVert^2/\partial x = 2 A^\top (Ax - b)$, $\partial \lVert Ax - b \rVert^2/\partial A = 2 (Ax - b) x^\top$",
     ),
     Identity(
         "normal_equations",
@@ -73,8 +73,8 @@ IDENTITIES = (
         references=(Reference("A.T @ A @ torch.linalg.pinv(A) @ b",
                               lambda A, b: A.T @ A @ torch().linalg.pinv(A) @ b),),
         family="matrix", source=f"{COOKBOOK}, sec. 2.4 (least squares); normal equations",
-        description="x* = (A^T A)^-1 A^T b solves the normal equations A^T A x* = A^T b "
-                    "(the gradient 2 A^T (A x* - b) vanishes)",
+        description=r"$x^\star = (A^\top A)^{-1} A^\top b$ solves the normal equations $A^\top A x^\star = A^\top b$ "
+                    r"(the gradient $2 A^\top (A x^\star - b)$ vanishes)",
     ),
     Identity(
         "trace_AX_gradient",
@@ -84,7 +84,7 @@ IDENTITIES = (
         sizes=SQUARE,
         references=(Reference("torch.trace(A @ X)", lambda A, X: torch().trace(A @ X)),),
         family="matrix", source=f"{COOKBOOK}, eq. (100)",
-        description="d tr(AX)/dX = A^T",
+        description=r"$\partial \operatorname{tr}(AX)/\partial X = A^\top$",
     ),
     Identity(
         "trace_AXB_gradient",
@@ -95,7 +95,7 @@ IDENTITIES = (
         references=(Reference("torch.trace(A @ X @ B)",
                               lambda A, X, B: torch().trace(A @ X @ B)),),
         family="matrix", source=f"{COOKBOOK}, eq. (102)",
-        description="d tr(AXB)/dX = A^T B^T",
+        description=r"$\partial \operatorname{tr}(AXB)/\partial X = A^\top B^\top$",
     ),
     Identity(
         "trace_XtAX_gradient",
@@ -107,7 +107,7 @@ IDENTITIES = (
         references=(Reference("torch.trace(X.T @ A @ X)",
                               lambda X, A: torch().trace(X.T @ A @ X)),),
         family="matrix", source=f"{COOKBOOK}, eq. (108)",
-        description="d tr(X^T A X)/dX = (A + A^T) X",
+        description=r"$\partial \operatorname{tr}(X^\top A X)/\partial X = (A + A^\top) X$",
     ),
     Identity(
         "trace_inverse_gradient",
@@ -119,7 +119,7 @@ IDENTITIES = (
         references=(Reference("torch.trace(torch.linalg.inv(X))",
                               lambda X: torch().trace(torch().linalg.inv(X))),),
         family="matrix", source=f"{COOKBOOK}, eq. (113)",
-        description="d tr(X^-1)/dX = -(X^-2)^T on invertible X",
+        description=r"$\partial \operatorname{tr}(X^{-1})/\partial X = -(X^{-2})^\top$ on invertible $X$",
     ),
     Identity(
         "logdet_gradient",
@@ -129,7 +129,7 @@ IDENTITIES = (
         sizes=SQUARE,
         references=(Reference("torch.logdet", lambda X: torch().logdet(X)),),
         family="matrix", source=f"{COOKBOOK}, eq. (57); SymPy 1.14 answers 0 (sympy#28618)",
-        description="d log det X/dX = X^-T on SPD X (SymPy's MatrixSymbol calculus says 0)",
+        description=r"$\partial \log\det X/\partial X = X^{-\top}$ on symmetric positive definite $X$ (SymPy's MatrixSymbol calculus says $0$)",
     ),
     Identity(
         "det_gradient",
@@ -139,7 +139,7 @@ IDENTITIES = (
         sizes=SQUARE,
         references=(Reference("torch.linalg.det", lambda X: torch().linalg.det(X)),),
         family="matrix", source=f"{COOKBOOK}, eq. (49) (Jacobi's formula)",
-        description="d det X/dX = det(X) X^-T on invertible X",
+        description=r"$\partial \det X/\partial X = \det(X)\, X^{-\top}$ on invertible $X$",
     ),
     Identity(
         "inverse_jacobian",
@@ -150,7 +150,7 @@ IDENTITIES = (
         sizes=({"n": 2},),
         references=(Reference("torch.linalg.inv", lambda X: torch().linalg.inv(X)),),
         family="matrix", source=f"{COOKBOOK}, eq. (59)",
-        description="dX^-1 = -X^-1 dX X^-1, entry by entry: d(X^-1)_ij/dX_kl = -(X^-1)_ik (X^-1)_lj",
+        description=r"$d(X^{-1}) = -X^{-1}\, dX\, X^{-1}$, entry by entry: $\partial (X^{-1})_{ij}/\partial X_{kl} = -(X^{-1})_{ik} (X^{-1})_{lj}$",
     ),
     Identity(
         "inverse_directional_derivative",
@@ -162,7 +162,7 @@ IDENTITIES = (
         references=(Reference("torch.linalg.inv(X + t V)",
                               lambda X, V, t: torch().linalg.inv(X + t * V)),),
         family="matrix", source=f"{COOKBOOK}, eq. (59) along a direction V",
-        description="d/dt (X + tV)^-1 = -(X + tV)^-1 V (X + tV)^-1",
+        description=r"$\frac{d}{dt}(X + tV)^{-1} = -(X + tV)^{-1} V (X + tV)^{-1}$",
     ),
     Identity(
         "frobenius_norm_gradient",
@@ -173,7 +173,7 @@ IDENTITIES = (
         references=(Reference("torch.linalg.matrix_norm(X, 'fro')",
                               lambda X: torch().linalg.matrix_norm(X, "fro")),),
         family="matrix", source=f"{COOKBOOK}, eq. (123)",
-        description="d||X||_F/dX = X / ||X||_F",
+        description=r"$\partial \lVert X \rVert_F/\partial X = X / \lVert X \rVert_F$",
     ),
     Identity(
         "frobenius_residual_gradient",
@@ -185,6 +185,6 @@ IDENTITIES = (
         references=(Reference("torch.linalg.matrix_norm(A @ X - B) ** 2",
                               lambda A, X, B: torch().linalg.matrix_norm(A @ X - B) ** 2),),
         family="matrix", source=f"{COOKBOOK}, eq. (126) (least squares with many right-hand sides)",
-        description="d||AX - B||_F^2/dX = 2 A^T (AX - B)",
+        description=r"$\partial \lVert AX - B \rVert_F^2/\partial X = 2 A^\top (AX - B)$",
     ),
 )

@@ -5,7 +5,7 @@ from ..model.ops import half, outer, sigmoid, sum_
 from ..model.spec import Claim, Definition, Identity, Reference, Variable
 from ._torch import torch
 
-SOURCE = "shared/seeds/000 (MLP backpropagation: delta_k, delta_j)"
+SOURCE = "introductory PyTorch tutorial notes 13 (gradient operations): MLP backpropagation, the deltas delta_k and delta_j"
 
 
 def _delta_k(v):  # noqa: ANN001, ANN202 - delta_k = O_k (1 - O_k)(O_k - t_k)
@@ -41,7 +41,7 @@ IDENTITIES = (
         sizes=({"J": 3, "K": 2}, {"J": 2, "K": 3}),
         references=(Reference("sigmoid layer + 0.5 * squared error in torch", _output_layer),),
         family="mlp", source=SOURCE,
-        description="dE/dW_jk = O_j delta_k with delta_k = O_k (1 - O_k)(O_k - t_k)",
+        description=r"$\partial E/\partial W_{jk} = O_j \delta_k$ with $\delta_k = O_k(1 - O_k)(O_k - t_k)$",
     ),
     Identity(
         "mlp_hidden_delta",
@@ -58,6 +58,6 @@ IDENTITIES = (
         sizes=({"I": 2, "J": 3, "K": 2},),
         references=(Reference("two sigmoid layers + 0.5 * squared error in torch", _two_layers),),
         family="mlp", source=SOURCE,
-        description="dE/dW_ij = O_i delta_j with delta_j = O_j (1 - O_j) sum_k delta_k W_jk",
+        description=r"$\partial E/\partial W_{ij} = O_i \delta_j$ with $\delta_j = O_j(1 - O_j) \sum_k \delta_k W_{jk}$",
     ),
 )

@@ -14,8 +14,8 @@ IDENTITIES = (
         definitions=(Definition("z", lambda v: v.x**2 + v.y**2, "x^2 + y^2"),),
         claims=(Claim(lambda v: 2 * v.x, wrt="x", text="2x"), Claim(lambda v: 2 * v.y, wrt="y", text="2y")),
         references=(Reference("x**2 + y**2 in torch", lambda x, y: x**2 + y**2),),
-        family="optimisation", source="shared/seeds/004 (z = x^2 + y^2, backward gives (2x, 2y))",
-        description="z = x^2 + y^2: grad z = (2x, 2y)",
+        family="optimisation", source="tutorial 13, gradients by backpropagation on a computational graph: z = x^2 + y^2, backward gives (2x, 2y)",
+        description=r"$z = x^2 + y^2$: $\nabla z = (2x, 2y)$",
     ),
     Identity(
         "himmelblau_gradient",
@@ -27,7 +27,7 @@ IDENTITIES = (
                 Claim(lambda v: 2 * (v.x**2 + v.y - 11) + 4 * v.y * (v.x + v.y**2 - 7), wrt="y",
                       text="2(x^2 + y - 11) + 4y(x + y^2 - 7)")),
         references=(Reference("himmelblau in torch (the seed's function)", _himmelblau),),
-        family="optimisation", source="shared/seeds/000 (Himmelblau function optimised with Adam)",
-        description="the gradient of Himmelblau's function",
+        family="optimisation", source="introductory PyTorch tutorial notes 13 (gradient operations) and day 4 (gradient descent): Himmelblau's function minimised with Adam",
+        description=r"the gradient of Himmelblau's function $f = (x^2 + y - 11)^2 + (x + y^2 - 7)^2$",
     ),
 )

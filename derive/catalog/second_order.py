@@ -69,11 +69,11 @@ IDENTITIES = (
     hessian_identity(
         CROSS_ENTROPY, wrt="z", claim=lambda v: diag(v.p) - outer(v.p, v.p),
         text=r"\operatorname{diag}(p) - p p^\top", name="cross_entropy_hessian",
-        description="the Hessian of one sample's cross-entropy wrt the logits: diag(p) - p p^T"),
+        description=r"the Hessian of one sample's cross-entropy with respect to the logits: $\operatorname{diag}(p) - p p^\top$"),
     hvp_identity(
         CROSS_ENTROPY, wrt="z", claim=lambda v: v.p * v.v - v.p * sum_(v.p * v.v),
         text=r"p \odot v - p (p^\top v)", name="cross_entropy_hvp",
-        description="cross-entropy Hessian-vector product wrt the logits: p * v - p (p . v)"),
+        description=r"the cross-entropy Hessian-vector product with respect to the logits: $p \odot v - p\, (p^\top v)$"),
     hessian_identity(
         HIMMELBLAU, wrt="p", claim=_himmelblau_hessian,
         text=r"\begin{pmatrix} 12x^2 + 4y - 42 & 4x + 4y \\ 4x + 4y & 4x + 12y^2 - 26 \end{pmatrix}",
@@ -81,7 +81,7 @@ IDENTITIES = (
     dataclasses.replace(
         hessian_identity(HIMMELBLAU, wrt="p", claim=_himmelblau_hessian,
                          name="himmelblau_critical_points",
-                         description="Himmelblau's nine critical points (grad f = 0 solved by a "
-                                     "resultant, refined by Newton), classified by this Hessian"),
+                         description=r"Himmelblau's nine critical points ($\nabla f = 0$ solved by a "
+                                     r"resultant, refined by Newton), classified by this Hessian"),
         notes=himmelblau_critical_notes),
 )

@@ -15,8 +15,8 @@ IDENTITIES = (
                       text=r"p_i(\delta_{ij} - p_j)"),),
         sizes=SIZES,
         references=(Reference("torch.softmax", lambda z: torch().softmax(z, -1)),),
-        family="softmax", source="shared/seeds/002 (softmax and its derivative)",
-        description="d p_i/d z_j = p_i (delta_ij - p_j), i.e. diag(p) - p p^T",
+        family="softmax", source="introductory PyTorch tutorial, day 4 (gradient descent): softmax and its derivative",
+        description=r"$\partial p_i/\partial z_j = p_i(\delta_{ij} - p_j)$, i.e. $\operatorname{diag}(p) - p p^\top$",
     ),
     Identity(
         "log_softmax_gradient",
@@ -27,7 +27,7 @@ IDENTITIES = (
                       text=r"\delta_{ij} - p_j"),),
         sizes=SIZES,
         references=(Reference("F.log_softmax", lambda z: F().log_softmax(z, -1)),),
-        family="softmax", source="shared/seeds/002 (log_softmax in F.cross_entropy)",
-        description="d log p_i/d z_j = delta_ij - p_j",
+        family="softmax", source="introductory PyTorch tutorial, day 4 (gradient descent): F.cross_entropy as log_softmax then nll_loss",
+        description=r"$\partial \log p_i/\partial z_j = \delta_{ij} - p_j$",
     ),
 )

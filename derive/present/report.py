@@ -4,7 +4,8 @@ derivation typeset as MathML, the numeric evidence, the counterexample if refute
 Presentation only, over a `derive.check` Report. Nothing on the page is fetched: the CSS is
 inline, plots are inline SVG and the math is MathML (browsers lay it out natively), so it
 opens with no network and serves as a CI artifact. Every piece of user text (names,
-descriptions, formulas, inputs from spec files) is escaped with html.escape.
+descriptions, formulas, inputs from spec files) is escaped with html.escape; the catalog's own
+descriptions and formulas are LaTeX, shown as MathML.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .. import catalog
 from ..bounded import run_bounded
 from ..run.check import DEFAULT_SAMPLES, DEFAULT_TIMEOUT
 from ..errors import DeriveError
-from .latex import _SPECIAL
+from .latex import _SPECIAL, is_catalog_text, text_and_math
 from ..model.spec import Identity
 from ..model.verdict import VERDICTS, Report, Result
 
@@ -234,6 +235,21 @@ def _claim(identity: Identity) -> str:
     return "<ul>" + "".join(items) + "</ul>"
 
 
+def _description(identity: Identity) -> str:
+    """The description as HTML: the catalog's text with its $...$ math as MathML (LaTeX
+    source where latex2mathml cannot convert it), anyone else's as escaped text."""
+    if not is_catalog_text(identity.name, identity.description):
+        return _e(identity.description)
+    out = []
+    for kind, piece in text_and_math(identity.description):
+        if kind == "text":
+            out.append(_e(_unescape(piece)))
+        else:
+            converted = mathml(piece)
+            out.append(converted if converted is not None else f'<code class="tex">{_e(piece)}</code>')
+    return "".join(out)
+
+
 def _tex_name(name: str) -> str:
     """O_k -> O_{k}; W1 -> W1: an identifier as LaTeX, its part after '_' a subscript."""
     base, _, sub = name.partition("_")
@@ -319,7 +335,7 @@ def _section(identity: Identity, result: Result, k: int, *, seed: int, samples: 
     """One identity's part of the page (its derivation and plots are computed here)."""
     parts = [f'<section><h2 id="{_anchor(k)}">{_e(result.name)} {_badge(result.verdict)}</h2>']
     source = identity.origin or identity.source
-    parts.append(f"<p>{_e(identity.description)}</p>"
+    parts.append(f"<p>{_description(identity)}</p>"
                  + (f'<p class="meta">source: {_e(source)}</p>' if source else ""))
     parts.append("<h3>Claim</h3>" + _claim(identity))
     if result.reason:
