@@ -68,6 +68,30 @@ class SizeResult:
 
 
 @dataclass(frozen=True)
+class StableRewrite:
+    """A rewrite of a formula, proved equal to it, and the bits it loses in the same dtype."""
+
+    formula: str
+    proved: bool
+    bits_lost_worst: float
+
+
+@dataclass(frozen=True)
+class Stability:
+    """A formula that loses more than half its dtype's bits somewhere in its domain
+    (derive.numeric.stability): how many, where, why, and a proved rewrite that does not."""
+
+    formula: str
+    dtype: str
+    bits_lost_mean: float
+    bits_lost_worst: float
+    region: str
+    cause: str
+    subexpression: str
+    rewrite: StableRewrite | None = None
+
+
+@dataclass(frozen=True)
 class Result:
     """The verdict for one identity over all its sizes."""
 
@@ -85,6 +109,8 @@ class Result:
     fingerprint: str = ""
     """Digest of the identity and the options that judged it (empty when the check did not
     finish); `derive check --resume` skips an identity whose fingerprint is unchanged."""
+    stability: tuple[Stability, ...] = ()
+    """Each formula and dtype that loses more than half its bits somewhere (none: empty)."""
 
     @property
     def ok(self) -> bool:
@@ -141,6 +167,17 @@ def _numeric(items: list[dict[str, Any]]) -> tuple[Numeric, ...]:
     return tuple(Numeric(**n) for n in items)
 
 
+def _stability(items: Any) -> tuple[Stability, ...]:
+    out = []
+    for s in items:
+        rw = s.get("rewrite")
+        out.append(Stability(s["formula"], s["dtype"], float(s["bits_lost_mean"]), float(s["bits_lost_worst"]),
+                             s.get("region", ""), s.get("cause", ""), s.get("subexpression", ""),
+                             StableRewrite(rw["formula"], bool(rw["proved"]), float(rw["bits_lost_worst"]))
+                             if rw else None))
+    return tuple(out)
+
+
 def report_from_json(text: str) -> Report:
     """Inverse of `Report.to_json`."""
     data = json.loads(text)
@@ -154,5 +191,5 @@ def report_from_json(text: str) -> Report:
                               r["seconds"], sizes, r.get("reason", ""), r.get("counterexample"),
                               r.get("family", ""),
                               _symbolic(r.get("symbolic_n", {"status": "not applicable", "seconds": 0.0})),
-                              r.get("fingerprint", "")))
+                              r.get("fingerprint", ""), _stability(r.get("stability", ()))))
     return Report(data["seed"], tuple(results), bool(data.get("complete", True)))
