@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import sys
@@ -22,7 +23,8 @@ from ..errors import DeriveError, SpecError
 from .fingerprint import fingerprint
 from ..numeric.tolerance import TOLERANCES
 from ..numeric.compiled import Compiled, compile_graph
-from ..numeric.judge import NumericOutcome, run_numeric
+from ..numeric.judge import Inaccuracy, NumericOutcome, run_numeric
+from ..numeric.truths import HP_DIGITS
 from .pool import run_tasks
 from ..symbolic.proof import Proof, prove_claim
 from ..model.spec import Identity
@@ -63,6 +65,18 @@ def _symbolic_work(graph: Graph) -> Callable[[], Iterator[object]]:
         for claim in graph.claims:
             yield prove_claim(claim.expr - derivation.derived[claim.index], graph)
     return work
+
+
+EVERY_N_SHARE = 0.15
+EVERY_N_MIN_SECONDS = 3.0
+
+
+def every_n_budget(timeout: float) -> float:
+    """Seconds the proof for every size n gets: a share of `timeout` (9 s of the default 60),
+    at least a few seconds (never more than `timeout`). Every proof for every n in the catalog
+    takes under 1 s; one that runs longer is rarely about to succeed, and the verdict, which
+    the explicit sizes settle, does not wait for it."""
+    return min(timeout, max(EVERY_N_SHARE * timeout, EVERY_N_MIN_SECONDS))
 
 
 COMPILE_SECONDS = 30.0
@@ -157,6 +171,8 @@ def _check_size(identity: Identity, sizes: dict[str, int], index: int, *, names:
         notes.extend(identity.notes(dict(sizes)))
     if kinks and verdict == PROVED:
         notes.append(f"proved away from the kinks {', '.join(kinks)} (not differentiable there)")
+    if numeric.inaccurate and verdict == PROVED:
+        notes.extend(_inaccuracy_notes(numeric.inaccurate))
     return SizeResult(dict(sizes), verdict, symbolic, _numeric_summary(numeric, samples), reason,
                       numeric.counterexample, tuple(numeric.sources), tuple(notes),
                       round(time.perf_counter() - start, 4))
@@ -167,7 +183,13 @@ def _at(sizes: dict[str, int]) -> str:
 
 
 def _judge(symbolic: Symbolic, numeric: NumericOutcome) -> tuple[str, str]:
-    if numeric.status in ("disagree", "nonfinite", "inaccurate"):
+    if numeric.status in ("disagree", "nonfinite"):
+        return INCONCLUSIVE, numeric.reason
+    if numeric.status == "inaccurate":
+        # the truths agreed, and where float64 missed them the claim agrees at 40 digits: with a
+        # proof that is a proof (the inaccuracy becomes a note); without one it stays undecided
+        if symbolic.status == "proved":
+            return PROVED, ""
         return INCONCLUSIVE, numeric.reason
     if numeric.status == "refuted":
         cx = numeric.counterexample or {}
@@ -185,6 +207,45 @@ def _judge(symbolic: Symbolic, numeric: NumericOutcome) -> tuple[str, str]:
         return INCONCLUSIVE, (f"{symbolic.detail} (symbolic stage stopped); the numeric check found no "
                               "counterexample")
     return CONSISTENT, f"no proof ({symbolic.status}{': ' + symbolic.detail if symbolic.detail else ''})"
+
+
+def _inaccuracy_notes(found: list[Inaccuracy]) -> list[str]:
+    """One note per claim: where its float64 evaluation lost digits, how much, on which backends."""
+    by_claim: dict[str, list[Inaccuracy]] = {}
+    for f in found:
+        by_claim.setdefault(f.claim, []).append(f)
+    notes = []
+    for claim, fs in by_claim.items():
+        worst_f = max(fs, key=lambda f: f.max_rel / f.rel_tol if f.rel_tol > 0 and math.isfinite(f.max_rel)
+                      else math.inf)
+        counts: dict[str, list[int]] = {}
+        for f in fs:
+            c = counts.setdefault(f.backend, [0, 0])
+            c[0] += f.failing
+            c[1] += f.samples
+        by_count: dict[tuple[int, int], list[str]] = {}
+        for b, (bad, total) in counts.items():
+            by_count.setdefault((bad, total), []).append(b)
+        where = "; ".join(f"{bad} of {total} samples ({', '.join(bs)})" for (bad, total), bs in by_count.items())
+        size = (f"up to {worst_f.max_rel:.2g} relative error where the tolerance is {worst_f.rel_tol:.2g}"
+                if math.isfinite(worst_f.max_rel) else "values that are not finite (an overflow, inf/inf)")
+        partly = sum(f.checked for f in fs) < sum(f.failing for f in fs)
+        inputs = ", ".join(f"{k}={_short(v)}" for k, v in worst_f.inputs.items())
+        notes.append(
+            f"float64 inaccuracy: {claim} loses digits when evaluated in float64 at {where}: {size}; "
+            f"{'at the worst of them' if partly else 'there'} the same formula evaluated at {HP_DIGITS} "
+            f"digits agrees with the truth (the formula is right, float64 cannot evaluate it as "
+            f"written). Worst at entry {tuple(worst_f.entry)} ({worst_f.backend}) at {inputs}")
+    return notes
+
+
+def _short(value: object) -> str:
+    """A sample's value, 4 significant digits per number (a note, not a rerun: the seed reruns)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_short(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def _numeric_summary(numeric: NumericOutcome, samples: int) -> tuple[Numeric, ...]:
@@ -211,8 +272,9 @@ def check(identity: Identity, *, backend: str | Iterable[str] = "all", samples: 
         raise SpecError(f"timeout must be a positive number of seconds, got {timeout!r}")
     names = _backends(backend)
     start = time.perf_counter()
-    # the proof for every size runs in its own worker, alongside the explicit sizes
-    for_all_n = (Bounded(partial(work_for_all_n, identity), timeout=timeout)
+    # the proof for every size runs in its own worker, alongside the explicit sizes, with a
+    # budget of its own: a slow one ends as "timeout" without holding back the verdict
+    for_all_n = (Bounded(partial(work_for_all_n, identity), timeout=every_n_budget(timeout))
                  if size_names(identity) else None)
     try:
         per_size = tuple(_check_size(identity, dict(s), i, names=names, samples=samples, seed=seed,
@@ -230,7 +292,7 @@ def check(identity: Identity, *, backend: str | Iterable[str] = "all", samples: 
                         tuple(dict.fromkeys(m for r in per_size for m in r.symbolic.methods)),
                         tuple(dict.fromkeys(k for r in per_size for k in r.symbolic.kinks)),
                         decisive.symbolic.detail)
-    every_n = _collect_for_all_n(for_all_n, proved_here=status == "proved", timeout=timeout)
+    every_n = _collect_for_all_n(for_all_n, proved_here=status == "proved", timeout=every_n_budget(timeout))
     return Result(identity.name, verdict, symbolic, merge_numeric(per_size),
                   round(time.perf_counter() - start, 4), per_size, decisive.reason,
                   decisive.counterexample, identity.family, every_n)

@@ -11,11 +11,11 @@ import sympy as sp
 
 from ..bounded import in_worker, stage
 from ..errors import UnsupportedError
-from ..model.indexed import SymArray, canonical
+from ..model.indexed import SymArray, bound_key, canonical
 from ..model.spec import Identity
 from .every_n import _elementwise, _tidy, derive_indexed, fold
 from .indexed_graph import IClaim, IndexedGraph, build_indexed, size_names
-from .proof import clearly_nonzero, exp_to_symbols, rational_zero
+from .proof import clearly_nonzero, rational_zero
 from .steps import Step
 
 # --- proof ----------------------------------------------------------------------------------
@@ -45,8 +45,14 @@ def _split_sum(s: sp.Sum) -> sp.Expr:
 def _rows_to_one(e: sp.Expr, graph: IndexedGraph) -> sp.Expr:
     """Sums made linear, and a sum over the last axis of a probability / one-hot row is 1."""
     bases = {b: n for b, n in graph.rows_sum_to_one}
+    done: dict[sp.Sum, sp.Expr] = {}  # the same sum recurs (inside exps, in many terms)
 
     def fix(s: sp.Sum) -> sp.Expr:
+        if s not in done:
+            done[s] = fix_once(s)
+        return done[s]
+
+    def fix_once(s: sp.Sum) -> sp.Expr:
         if _splittable(s):
             return _split_sum(s)
         if len(s.limits) != 1:
@@ -67,8 +73,50 @@ def _rows_to_one(e: sp.Expr, graph: IndexedGraph) -> sp.Expr:
         if previous == e:
             break
         previous = e
-        e = canonical(sp.expand(e.replace(lambda x: isinstance(x, sp.Sum), fix)))
+        e = canonical(no_products(sp.expand(e.replace(lambda x: isinstance(x, sp.Sum), fix))))
     return e
+
+
+def no_products(e: sp.Expr) -> sp.Expr:
+    """Product(exp(f), limits) -> exp(Sum(f, limits)): SymPy's expand and cancel turn exp(Sum)
+    into a Product (but leave exp(2 Sum) alone), and the two forms would not cancel."""
+    if not e.has(sp.Product):
+        return e
+    return e.replace(lambda x: isinstance(x, sp.Product) and isinstance(x.function, sp.exp),
+                     lambda x: sp.exp(sp.Sum(x.function.args[0], *x.limits)))
+
+
+def opaque_exps(e: sp.Expr) -> sp.Expr:
+    """exp(a S + b x_i + c) -> u_S**a * u_x**b * exp(c) with u positive symbols, for S a sum,
+    x_i an entry or a symbol and a, b rational: the rational normal form then sees that
+    exp(2 S) = exp(S)**2. Sums are atoms (never entered: an exp inside one depends on its
+    summation index), and equal sums get one u whatever their indices are called."""
+    cache: dict[str, sp.Symbol] = {}
+
+    def u(rest: sp.Expr) -> sp.Symbol:
+        key = bound_key(rest)
+        if key not in cache:
+            cache[key] = sp.Dummy(f"u{len(cache)}", positive=True)
+        return cache[key]
+
+    def split(arg: sp.Expr) -> sp.Expr:
+        factors = []
+        for term in sp.Add.make_args(sp.expand(arg, power_exp=False)):
+            coeff, rest = term.as_coeff_Mul()
+            if coeff.is_Rational and isinstance(rest, (sp.Symbol, sp.Indexed, sp.Sum)):
+                factors.append(u(rest) ** coeff)
+            else:
+                factors.append(sp.exp(term))
+        return sp.Mul(*factors)
+
+    def walk(x: sp.Basic) -> sp.Basic:
+        if isinstance(x, sp.Sum) or not x.args:
+            return x
+        if isinstance(x, sp.exp):
+            return split(walk(x.args[0]))
+        return x.func(*(walk(a) for a in x.args))
+
+    return walk(e)
 
 
 def _splittable(s: sp.Sum) -> bool:
@@ -126,11 +174,12 @@ def prove_indexed(e: sp.Expr, graph: IndexedGraph, simplify_ok: bool = True,
 
 
 def _zero(form: sp.Expr) -> bool:
+    form = no_products(form)
     if form == 0:
         return True
     if form.has(sp.log):
         form = sp.expand_log(form, force=False)
-    return rational_zero(exp_to_symbols(form) if form.has(sp.exp) else form)
+    return rational_zero(opaque_exps(form) if form.has(sp.exp) else form)
 
 
 def _merged_sums(e: sp.Expr, graph: IndexedGraph) -> list[sp.Expr] | None:
