@@ -87,7 +87,7 @@ def test_all_zeros_and_a_relative_error_of_1e_10_are_refuted(n: int) -> None:
     zero = check_backward(softmax_fn(zero=True), "softmax_jacobian", sizes={"n": n}, samples=200)
     assert zero.verdict == "refuted"
     cx = zero.counterexample
-    assert cx["claimed"] == 0.0 and cx["true"] != 0.0 and len(cx["v"]) == n and len(cx["inputs"]["z"]) == n
+    assert cx["claimed"] == 0.0 and cx["true"] != 0.0 and len(cx["cotangent"]) == n and len(cx["inputs"]["z"]) == n
     assert cx["failing"] > 0 and "seed=0" in zero.reason and "check_backward" in cx["rerun"]
     off = check_backward(softmax_fn(1 + 1e-10), "softmax_jacobian", sizes={"n": n}, samples=200)
     assert off.verdict == "refuted" and 0.9e-10 < off.counterexample["rel_error"] < 1.1e-10
@@ -241,7 +241,7 @@ def test_a_nan_in_one_entry_of_the_backward_is_refuted() -> None:
             return torch.where(torch.arange(out.shape[-1]) == 3, torch.nan, out)
 
     result = check_backward(OneNaN, "softmax_jacobian", sizes={"n": 8}, samples=20)
-    assert result.verdict == "refuted" and result.counterexample["entry"] == 3
+    assert result.verdict == "refuted" and result.counterexample["entry"] == [3] and result.counterexample["argument"] == "z"
     assert result.counterexample["abs_error"] == float("inf")
 
 

@@ -41,7 +41,7 @@ from ..symbolic.every_n import derive_indexed
 from ..symbolic.graph import NONSMOOTH
 from ..symbolic.indexed_graph import build_indexed
 from .arguments import function_class
-from .torchcall import BatchCall
+from .torchcall import BatchCall, Claim
 
 __all__ = ["BackwardCheck", "check_backward"]
 
@@ -71,6 +71,28 @@ def _callable(fn: Any, torch: Any) -> tuple[Callable[..., Any], list[str] | None
     return fn, names, str(getattr(fn, "__name__", None) or type(fn).__name__)
 
 
+_DERIVED: dict[int, tuple[Identity, Any, Any]] = {}
+_DERIVED_MAX = 32
+
+
+def _derived(identity: Identity) -> tuple[Any, Any]:
+    """The identity's indexed graph and its derivation for every n: SymPy work done once per
+    identity in a process (repeated checks of one identity skip it)."""
+    hit = _DERIVED.get(id(identity))
+    if hit is not None and hit[0] is identity:
+        return hit[1], hit[2]
+    try:
+        graph = build_indexed(identity, require_sizes=False)
+    except UnsupportedError as exc:
+        raise UnsupportedError(f"{identity.name} cannot be checked by check_backward: {exc}; use "
+                               "check_autograd_function(fn, args=...) for it") from exc
+    derivation = derive_indexed(graph, display=False)
+    if len(_DERIVED) >= _DERIVED_MAX:
+        _DERIVED.pop(next(iter(_DERIVED)))
+    _DERIVED[id(identity)] = (identity, graph, derivation)
+    return graph, derivation
+
+
 class BackwardCheck:
     """The one-time set-up for one function, identity and size; `run` checks samples."""
 
@@ -83,6 +105,8 @@ class BackwardCheck:
         start = time.perf_counter()
         self.torch = torch
         self.fn, params, self.name = _callable(fn, torch)
+        fn_class = fn if isinstance(fn, type) else None
+        new_style = fn_class is not None and function_class(fn_class, torch, "check_backward")[1]
         self.identity = catalog.get(identity) if isinstance(identity, str) else identity
         if not isinstance(self.identity, Identity):
             raise SpecError(f"identity must be a catalog name or an Identity, got {identity!r}")
@@ -91,15 +115,10 @@ class BackwardCheck:
             if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 65536:
                 raise SpecError(f"size {k}={n!r} must be an integer from 1 to 65536")
         self.device = resolve_device(device)
-        try:
-            self.graph = build_indexed(self.identity, require_sizes=False)
-        except UnsupportedError as exc:
-            raise UnsupportedError(f"{self.identity.name} cannot be checked by check_backward: {exc}; use "
-                                   "check_autograd_function(fn, args=...) for it") from exc
+        self.graph, self.derivation = _derived(self.identity)
         missing = sorted({str(s) for s in self.graph.sizes.values()} - set(self.sizes))
         if missing:
             raise SpecError(f"sizes {self.sizes} do not give {', '.join(missing)} for {self.identity.name}")
-        self.derivation = derive_indexed(self.graph, display=False)
         self.evaluator = Evaluator(self.graph, self.sizes)
         self.shapes = {v.name: v.resolve(self.sizes) for v in self.identity.variables}
         self.inputs, self.upstream = self._bind(params)
@@ -114,7 +133,8 @@ class BackwardCheck:
         # analytic forward: the complex step is a witness; kinks: central differences
         self.analytic = not any(self._entry(node).has(*NONSMOOTH) for node in self.graph.nodes.values()
                                 if node.formula is not None)
-        self.user_call = BatchCall(self.fn, self.name, [True] * len(self.inputs))
+        self.user = Claim(self.fn, self.name, [True] * len(self.inputs),
+                          [v.domain.differentiable for v in self.inputs], fn_class=fn_class, new_style=new_style)
         self.setup_seconds = time.perf_counter() - start
 
     def _bind(self, params: list[str] | None) -> tuple[list[Variable], Variable | None]:
@@ -237,23 +257,14 @@ class BackwardCheck:
     def _user(self, batch: dict[str, np.ndarray], cot: Any, dtype: Any, moved: Any = None) -> Evaluated:
         torch = self.torch
         raw, _ = self._tensors(batch, dtype, moved)
-        count = self._count(batch)
         leaves = [raw[v.name] for v in self.diff]
-        with torch.enable_grad():
-            out = self.user_call([raw[v.name] for v in self.inputs], count, leaves)
+        out, vjp = self.user([raw[v.name] for v in self.inputs], leaves, cot, self._count(batch))
         if dtype == torch.float64 and out.dtype != torch.float64:
             raise NotGeneric(f"{self.name} returns {out.dtype} for float64 inputs")
         if out.shape[1] != int(np.prod(self.target_shape)):
             raise SpecError(f"{self.name} returned {out.shape[1]} entries per sample but {self.identity.name}'s "
                             f"{'output Y' if self.upstream else 'target'} has shape {self.target_shape}")
-        if not out.requires_grad:
-            raise SpecError(f"{self.name} returned a value with no autograd graph: is its forward detached?")
-        try:
-            return Evaluated(out.detach().to(torch.float64), vjps(out, leaves, cot))
-        except SpecError as exc:
-            raise SpecError(f"{self.name}.backward: {exc}") from exc
-        except RuntimeError as exc:
-            raise SpecError(f"{self.name}.backward failed: {str(exc).strip().splitlines()[0][:200]}") from exc
+        return Evaluated(out.detach().to(torch.float64), vjp)
 
     # --- witnesses ----------------------------------------------------------------------------
 
@@ -371,10 +382,11 @@ class BackwardCheck:
             raise SpecError(f"chunk must be a positive integer, got {chunk!r}")
         result = judge(self.case(), samples=samples, seed=seed, cotangents=cotangents, dtype=dtype_name(dtype),
                        device=self.device, chunk=chunk)
-        if self.user_call.style is not None and result.sizes:
+        if self.user.style is not None and result.sizes:
             first = result.sizes[0]
             how = {"vmap": "batched with torch.func.vmap", "leading": "batched along a leading dimension",
-                   "loop": "one sample at a time"}[self.user_call.style]
+                   "direct": "batched: forward and backward vmapped directly",
+                   "loop": "one sample at a time"}[self.user.style]
             sizes = (type(first)(first.sizes, first.verdict, first.symbolic, first.numeric, first.reason,
                                  first.counterexample, first.sources, (*first.notes, f"{self.name} called {how}"),
                                  first.seconds), *result.sizes[1:])

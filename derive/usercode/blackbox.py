@@ -26,6 +26,7 @@ from .calling import (
     _noise,
 )
 from .arguments import Slot, draw
+from .torchcall import Context as _Context
 from .inputs import (
     _FD_STEP,
     _NO_PROOF,
@@ -39,26 +40,6 @@ from .inputs import (
 )
 
 # --- check_autograd_function ------------------------------------------------------------------
-
-class _Context:
-    """Stands in for the ctx an old-style forward(ctx, ...) receives when it is called directly."""
-
-    def __init__(self, inputs: list[Any]) -> None:
-        self.needs_input_grad = tuple(bool(getattr(x, "requires_grad", False)) for x in inputs)
-        self.saved_tensors: tuple[Any, ...] = ()
-
-    def save_for_backward(self, *tensors: Any) -> None:
-        self.saved_tensors = tensors
-
-    def mark_dirty(self, *args: Any) -> None:
-        pass
-
-    def mark_non_differentiable(self, *args: Any) -> None:
-        pass
-
-    def set_materialize_grads(self, value: bool) -> None:
-        pass
-
 
 @dataclass
 class _FunctionCheck:

@@ -25,7 +25,7 @@ from .arguments import Slot, bind_args, bind_declared, declared, draw, entries, 
 from .blackbox import _Context, _FunctionCheck
 from .calling import _combine, _message, _require_torch
 from .inputs import DEFAULT_SAMPLES, _MAX_VOLUME, _validate_common
-from .torchcall import BatchCall
+from .torchcall import BatchCall, Claim
 
 WITNESS_SAMPLES = 8
 
@@ -135,7 +135,8 @@ def _case(fn_class: Any, new_style: bool, slots: list[Slot], sizes: dict[str, in
     start = time.perf_counter()
     name = fn_class.__name__
     batched = [s.drawn for s in slots]
-    claim_call = BatchCall(fn_class.apply, f"{name}.apply", batched)
+    user = Claim(fn_class.apply, f"{name}.apply", batched, [s.differentiable for s in slots], fn_class=fn_class,
+                 new_style=new_style)
 
     def body(*a: Any) -> Any:
         return fn_class.forward(*a) if new_style else fn_class.forward(_Context(list(a)), *a)
@@ -170,24 +171,15 @@ def _case(fn_class: Any, new_style: bool, slots: list[Slot], sizes: dict[str, in
         return Evaluated(out.detach().to(torch.float64), vjps(out, leaves, cot))
 
     def claim(batch: dict[str, np.ndarray], cot: Any, tdtype: Any, moved: Any) -> Evaluated:
-        try:
-            out, leaves = run(claim_call, batch, tdtype, moved)
-        except SpecError:
-            raise
+        args, leaves = _tensors(slots, batch, tdtype, device, moved, torch)
+        out, vjp = user(args, leaves, cot, next(iter(batch.values())).shape[0])
         if tdtype == torch.float64 and out.dtype != torch.float64:
             raise NotGeneric(f"{name}.apply returns {out.dtype} for float64 inputs")
-        if not out.requires_grad:
-            raise SpecError(f"{name}.apply returned a value with no autograd graph: is its output detached?")
-        try:
-            return Evaluated(out.detach().to(torch.float64), vjps(out, leaves, cot))
-        except SpecError as exc:
-            raise SpecError(f"{name}.backward: {exc}") from exc
-        except RuntimeError as exc:
-            raise SpecError(f"{name}.backward failed: {str(exc).strip().splitlines()[0][:200]}") from exc
+        return Evaluated(out.detach().to(torch.float64), vjp)
 
     def witnesses(batch: dict[str, np.ndarray], cot: np.ndarray, truth_vjp: np.ndarray, noise: np.ndarray,
                   sources: list[str]) -> str:
-        return _witness(claim_call, slots, batch, cot, truth_vjp, device, sources, torch)
+        return _witness(user.check, slots, batch, cot, truth_vjp, device, sources, torch)
 
     return Case(name, lambda rng, count: draw(slots, rng, count, sizes), diff, int(m), claim,
                 [(f"autograd of {name}.forward", truth)], rerun, dict(sizes), witnesses,
