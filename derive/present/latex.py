@@ -149,7 +149,7 @@ _SPACE = {r"\,": 1.8, r"\:": 2.4, r"\>": 2.4, r"\;": 3.1, r"\ ": 3.7, "~": 3.7, 
           r"\qquad": 22.0, r"\!": -1.8}
 _RAW_ARG = {r"\text": 5.1, r"\textrm": 5.1, r"\mathrm": 5.4, r"\operatorname": 5.4, r"\mathbb": 7.6,
             r"\mathbf": 6.6, r"\mathit": 5.6, r"\mathcal": 7.5, r"\textbf": 6.0, r"\textit": 5.0,
-            r"\mathsf": 5.4, r"\texttt": 5.8, r"\small": 0.0}
+            r"\mathsf": 5.4, r"\texttt": 5.8}
 _ACCENT = {r"\hat", r"\bar", r"\tilde", r"\vec", r"\dot", r"\ddot", r"\overline", r"\widehat",
            r"\widetilde", r"\boldsymbol", r"\underline"}
 _NAMED = re.compile(r"\\(log|ln|exp|sin|cos|tan|sinh|cosh|tanh|det|max|min|sup|inf|arg|lim|sec|"
@@ -173,6 +173,7 @@ class _Node:
     cls: str = ""
     base: _Node | None = None        # script: what the scripts are on
     spaced: bool = True              # written after a space: a product, where a line may break
+    memo: dict[int, float] = field(default_factory=dict, compare=False, repr=False)  # width by style
 
 
 class _Unparsed(Exception):
@@ -300,8 +301,6 @@ class _Parser:
             kids = self.arg()
             return _Node("sqrt", self.tex[start:self.end], kids=kids)
         if t in _RAW_ARG:
-            if t == r"\small":
-                return _Node("space", t, 0.0)
             text = re.sub(r"\\[A-Za-z]+|[{}\\]", "x", self.raw_group())
             w = sum(_RAW_ARG[t] * (1.45 if c.isupper() else 1.0 if c.isalnum() else 0.7) for c in text)
             return _Node("ord", self.tex[start:self.end], w + (1.8 if t == r"\operatorname" else 0.0))
@@ -366,9 +365,10 @@ def _height(nodes: Iterable[_Node], style: int = 0) -> int:
     return min(h, 3)
 
 
-def _width(nodes: Sequence[_Node], style: int = 0) -> float:
-    """Estimated width in points (11pt), erring wide."""
+def _running(nodes: Sequence[_Node], style: int = 0) -> list[float]:
+    """The estimated width in points (11pt) of nodes[:i], for every i: one pass."""
     f, total, prev = _SIZE[style], 0.0, None
+    out = [0.0]
     for n in nodes:
         if n.kind == "bin":
             unary = prev is None or prev.kind in ("bin", "rel", "open")
@@ -378,7 +378,13 @@ def _width(nodes: Sequence[_Node], style: int = 0) -> float:
         else:
             total += _node_width(n, style)
         prev = n
-    return total
+        out.append(total)
+    return out
+
+
+def _width(nodes: Sequence[_Node], style: int = 0) -> float:
+    """Estimated width in points (11pt), erring wide."""
+    return _running(nodes, style)[-1]
 
 
 def _delim_width(d: str, h: int, f: float) -> float:
@@ -386,6 +392,12 @@ def _delim_width(d: str, h: int, f: float) -> float:
 
 
 def _node_width(n: _Node, style: int) -> float:
+    if style not in n.memo:
+        n.memo[style] = _measure(n, style)
+    return n.memo[style]
+
+
+def _measure(n: _Node, style: int) -> float:
     f = _SIZE[style]
     if n.kind in ("ord", "open", "close", "space"):
         return n.w * f
@@ -495,18 +507,19 @@ def _fill(seq: list[_Node], first: float, rest: float) -> list[list[_Node]]:
     """`seq` cut into lines no wider than `first` (the first line) and `rest`, as far as it can be."""
     lines: list[list[_Node]] = []
     budget = first
-    for _ in range(10_000):
-        if _width(seq) <= budget:
+    for _ in range(100_000):
+        run = _running(seq)
+        if run[-1] <= budget:
             break
         ops, factors = _breaks(seq)
         lo = 2 if seq and seq[0].kind in ("bin", "rel") else 1
-        cut = _longest(seq, ops, lo, budget)
+        cut = _longest(run, ops, lo, budget)
         times = False
         if cut is None:
-            cut = _longest(seq, factors, lo, budget)
+            cut = _longest(run, factors, lo, budget)
             times = cut is not None
         if cut is None:
-            opened = _open_widest(seq, budget, ops)
+            opened = _open_widest(seq, run, budget, ops)
             if opened is not None:
                 seq = opened
                 continue
@@ -521,19 +534,15 @@ def _fill(seq: list[_Node], first: float, rest: float) -> list[list[_Node]]:
     return lines
 
 
-def _longest(seq: list[_Node], cuts: list[int], lo: int, budget: float) -> int | None:
-    """The last of `cuts` (from `lo` on) before which `seq` fits `budget`."""
-    return max((i for i in cuts if i >= lo and _width(seq[:i]) <= budget), default=None)
+def _longest(run: list[float], cuts: list[int], lo: int, budget: float) -> int | None:
+    """The last of `cuts` (from `lo` on) before which the line fits `budget` (`run`: the
+    widths of its prefixes)."""
+    return max((i for i in cuts if i >= lo and run[i] <= budget), default=None)
 
 
-def _open_widest(seq: list[_Node], budget: float, ops: list[int]) -> list[_Node] | None:
+def _open_widest(seq: list[_Node], run: list[float], budget: float, ops: list[int]) -> list[_Node] | None:
     """`seq` with the widest node that can be opened, in the part that overflows, opened."""
-    run, k = 0.0, len(seq) - 1
-    for i in range(len(seq)):
-        run = _width(seq[:i + 1])
-        if run > budget:
-            k = i
-            break
+    k = next((i for i in range(len(seq)) if run[i + 1] > budget), len(seq) - 1)
     lo = max((i for i in ops if i <= k), default=0)
     hi = min((i for i in ops if i > k), default=len(seq))
     for span in (range(lo, hi), range(hi)):
