@@ -288,3 +288,41 @@ def test_domains_are_frozen_and_compare_by_parameters() -> None:
     assert Real(scale=1.0) != REAL
     with pytest.raises(AttributeError):
         REAL.scale = 3.0  # type: ignore[misc]
+
+
+# --- symmetric matrices: sampled symmetric, one symbol per unordered pair in proofs ----------
+
+def test_symmetric_and_spd_sample_symmetric_matrices() -> None:
+    from derive import SPD_MATRIX, SYMMETRIC
+
+    for domain in (SYMMETRIC, SPD_MATRIX):
+        a = domain.sample(_rng(), (50, 3, 3), SIZES)
+        assert (a == np.swapaxes(a, -1, -2)).all() and domain.symmetric
+    a = SYMMETRIC.sample(_rng(), (4000, 3, 3), SIZES)
+    assert (np.linalg.eigvalsh(a) < 0).any() and abs(a.mean()) < 0.1  # not only definite ones
+    assert not REAL.symmetric
+    with pytest.raises(Exception, match="square matrices"):
+        SYMMETRIC.sample(_rng(), (5, 2, 3), SIZES)
+
+
+def test_symmetric_constraints_keep_one_symbol_per_unordered_pair() -> None:
+    from derive import SYMMETRIC
+
+    a = _symbols("A", (3, 3))
+    subs = SYMMETRIC.constraints(a)
+    assert subs == {a[1, 0]: a[0, 1], a[2, 0]: a[0, 2], a[2, 1]: a[1, 2]}
+
+
+def test_symmetric_is_a_spec_file_domain(tmp_path) -> None:  # noqa: ANN001
+    from derive import SYMMETRIC
+    from derive.language.specfile import load_spec
+
+    spec = tmp_path / "s.derive.toml"
+    spec.write_text('[[identity]]\nname = "q"\nvariables = { x = { shape = "vector(n)" }, '
+                    'A = { shape = "matrix(n, n)", domain = "symmetric" } }\nsizes = [{ n = 2 }]\n'
+                    'define = { f = "x @ A @ x" }\nwrt = "x"\nclaim = "2 * A @ x"\n')
+    (identity,) = load_spec(spec)
+    assert identity.variable("A").domain == SYMMETRIC
+    spec.write_text(spec.read_text().replace("matrix(n, n)", "vector(n)"))
+    with pytest.raises(Exception, match="domain symmetric needs a square matrix shape"):
+        load_spec(spec)

@@ -21,6 +21,7 @@ MATRIX = [i.name for i in catalog.matrix.IDENTITIES]
 WRONG: dict[str, tuple[str | None, Callable[[Any], Any]]] = {
     "linear_form_gradient": ("x", lambda v: v.x),
     "quadratic_form_gradient": ("x", lambda v: 2 * v.A @ v.x),          # only for symmetric A
+    "quadratic_form_symmetric_gradient": ("x", lambda v: v.A @ v.x),    # the factor 2 dropped
     "least_squares_gradient": ("x", lambda v: v.A.T @ (v.A @ v.x - v.b)),  # the factor 2 dropped
     "normal_equations": (None, lambda v: v.A.T @ v.A @ v.A.T @ v.b),
     "trace_AX_gradient": ("X", lambda v: v.A),                            # not transposed
@@ -28,6 +29,7 @@ WRONG: dict[str, tuple[str | None, Callable[[Any], Any]]] = {
     "trace_XtAX_gradient": ("X", lambda v: 2 * v.A @ v.X),
     "trace_inverse_gradient": ("X", lambda v: -(v.Y @ v.Y)),               # transpose missing
     "logdet_gradient": ("X", lambda v: 0 * v.X),                           # SymPy's answer
+    "logdet_gradient_spd": ("X", lambda v: inv(v.X) @ inv(v.X)),
     "det_gradient": ("X", lambda v: v.f * inv(v.X)),                       # X^-1 for X^-T
     "inverse_jacobian": ("X", lambda v: -np.einsum("ik,jl->ijkl", v.Y, v.Y)),
     "inverse_directional_derivative": ("t", lambda v: -(v.Y @ v.Y @ v.V)),
@@ -94,3 +96,26 @@ def test_sum_of_norms_gradient_is_checked_entrywise() -> None:
 @pytest.mark.parametrize("name", ["logdet_gradient", "inverse_jacobian"])
 def test_derivation_matches_its_golden_file(name: str) -> None:
     assert matches_golden(name)
+
+
+# --- symmetry in proofs: one symbol per unordered pair, the unconstrained gradient -------------
+
+def test_symmetric_claims_are_proved_and_their_wrong_twins_refuted() -> None:
+    quadratic = check(catalog.get("quadratic_form_symmetric_gradient"), samples=8)
+    assert quadratic.verdict == "proved" and quadratic.symbolic_n.status == "proved"
+    logdet = check(catalog.get("logdet_gradient_spd"), samples=8)
+    assert logdet.verdict == "proved", logdet.reason  # X^{-1}, no transpose: once only consistent
+    # 2 A^T x is 2 A x on symmetric A, and proved as well
+    assert check_twin(catalog.get("quadratic_form_symmetric_gradient"), "x",
+                      lambda v: 2 * v.A.T @ v.x).verdict == "proved"
+
+
+def test_the_gradient_in_a_symmetric_matrix_is_the_unconstrained_one() -> None:
+    # derive's convention, that of autograd and of finite differences of single entries:
+    # d (x^T A x) / dA = x x^T at symmetric A. The gradient in the independent entries
+    # (2 x x^T - diag(x x^T)) is another convention, and is refuted here.
+    base = catalog.get("quadratic_form_symmetric_gradient")
+    entries = check_twin(base, "A", lambda v: 2 * v.x[:, None] * v.x[None, :] - np.diag(v.x * v.x))
+    assert entries.verdict == "refuted"
+    # not a symmetric domain: 2 A x is not proved (and refuted)
+    assert check_twin(catalog.get("quadratic_form_gradient"), "x", lambda v: 2 * v.A @ v.x).verdict == "refuted"

@@ -46,7 +46,7 @@ def test_every_wrong_example_is_refuted(identity) -> None:  # noqa: ANN001
     assert result.verdict == REFUTED, (result.verdict, result.reason)
 
 
-def test_a_claim_true_only_on_symmetric_matrices_is_consistent_not_proved() -> None:
+def test_a_claim_true_only_on_symmetric_matrices_is_proved_on_spd() -> None:
     (identity,) = loads_spec("""
 [[identity]]
 name = "logdet_symmetric"
@@ -56,7 +56,8 @@ define = { L = "logdet(X)" }
 wrt = "X"
 claim = "inv(X)"
 """)
-    assert check(identity, samples=16).verdict == CONSISTENT
+    # X^{-1} for X^{-T}: the proof uses X[i, j] = X[j, i] (once only consistent)
+    assert check(identity, samples=16).verdict == PROVED
 
 
 # --- errors: one line, file:line:col, the identity, what is wrong and what is allowed ---------
@@ -101,7 +102,7 @@ def test_unknown_domain(tmp_path: Path) -> None:
     msg = error(GOOD.replace('{ x = "real" }', '{ x = "positve" }'), tmp_path)
     assert msg == ("F:3:15: identity 'ok': variable 'x' has an unknown domain 'positve'; did you mean "
                    "'positive'? domains: real, positive, unit_interval, simplex, one_hot, binary, "
-                   "spd, invertible, label(k)")
+                   "spd, symmetric, invertible, label(k)")
 
 
 def test_unknown_function_in_a_claim(tmp_path: Path) -> None:

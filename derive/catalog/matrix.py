@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..model.domains import INVERTIBLE, SPD_MATRIX, Real
+from ..model.domains import INVERTIBLE, SPD_MATRIX, SYMMETRIC, Real
 from ..model.ops import det, dot, inv, logdet, sqrt, sum_, trace
 from ..model.spec import Claim, Definition, Identity, Reference, Variable
 from ._torch import torch
@@ -48,6 +48,18 @@ IDENTITIES = (
         references=(Reference("x @ A @ x in torch", lambda x, A: x @ A @ x),),
         family="matrix", source=f"{COOKBOOK}, eqs. (81), (82)",
         description=r"$\partial (x^\top A x)/\partial x = (A + A^\top) x$, $\partial (x^\top A x)/\partial A = x x^\top$",
+    ),
+    Identity(
+        "quadratic_form_symmetric_gradient",
+        variables=(Variable("x", ("n",)), Variable("A", ("n", "n"), SYMMETRIC)),
+        definitions=(Definition("f", lambda v: v.x @ v.A @ v.x, r"x^\top A x"),),
+        claims=(Claim(lambda v: 2 * v.A @ v.x, wrt="x", text="2 A x"),
+                Claim(lambda v: v.x[:, None] * v.x[None, :], wrt="A", text=r"x x^\top")),
+        sizes=SQUARE,
+        references=(Reference("x @ A @ x in torch", lambda x, A: x @ A @ x),),
+        family="matrix", source=f"{COOKBOOK}, eq. (81) with A symmetric",
+        description=r"$\partial (x^\top A x)/\partial x = 2 A x$ for symmetric $A$ (proved with "
+                    r"$A_{ij} = A_{ji}$); the gradient in $A$ is the unconstrained one, $x x^\top$",
     ),
     Identity(
         "least_squares_gradient",
@@ -130,6 +142,17 @@ IDENTITIES = (
         references=(Reference("torch.logdet", lambda X: torch().logdet(X)),),
         family="matrix", source=f"{COOKBOOK}, eq. (57); SymPy 1.14 answers 0 (sympy#28618)",
         description=r"$\partial \log\det X/\partial X = X^{-\top}$ on symmetric positive definite $X$ (SymPy's MatrixSymbol calculus says $0$)",
+    ),
+    Identity(
+        "logdet_gradient_spd",
+        variables=(Variable("X", ("n", "n"), SPD_MATRIX),),
+        definitions=(Definition("f", lambda v: logdet(v.X), r"\log\det X"),),
+        claims=(Claim(lambda v: inv(v.X), wrt="X", text=r"X^{-1}"),),
+        sizes=SQUARE,
+        references=(Reference("torch.logdet", lambda X: torch().logdet(X)),),
+        family="matrix", source=f"{COOKBOOK}, eq. (57) with X symmetric",
+        description=r"$\partial \log\det X/\partial X = X^{-1}$ (no transpose) on symmetric positive "
+                    r"definite $X$: proved with $X_{ij} = X_{ji}$",
     ),
     Identity(
         "det_gradient",

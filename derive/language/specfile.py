@@ -20,7 +20,7 @@ claim = "s * (1 - s)"
 Shapes: "scalar", "vector(n)", "matrix(n, m)" (size names or integers). Domains: real,
 positive, unit_interval, simplex, one_hot, binary, label(k) (a class index; formulas see its
 one-hot row, so a label of shape vector(B) is a (B, k) array and `onehot(t)` is `t`), spd,
-invertible. Formulas are read by `derive.parse` (never evaluated as Python); they may use the
+symmetric, invertible. Formulas are read by `derive.parse` (never evaluated as Python); they may use the
 variables, the definitions above them, and the size names (n, B, k) as numbers.
 
 Every error is one line: `file:line:col: identity 'name': what was wrong; what is allowed`.
@@ -45,6 +45,7 @@ from ..model.domains import (
     REAL,
     SIMPLEX,
     SPD_MATRIX,
+    SYMMETRIC,
     UNIT_INTERVAL,
     Domain,
     Label,
@@ -58,7 +59,8 @@ MAX_SIZE = 64
 
 DOMAINS: dict[str, Domain] = {
     "real": REAL, "positive": POSITIVE, "unit_interval": UNIT_INTERVAL, "simplex": SIMPLEX,
-    "one_hot": ONE_HOT, "binary": BINARY, "spd": SPD_MATRIX, "invertible": INVERTIBLE,
+    "one_hot": ONE_HOT, "binary": BINARY, "spd": SPD_MATRIX, "symmetric": SYMMETRIC,
+    "invertible": INVERTIBLE,
 }
 DOMAIN_HELP = f"domains: {', '.join(DOMAINS)}, label(k)"
 SHAPE_HELP = "shapes: scalar, vector(n), matrix(n, m) (size names or integers from 1 to 64)"
@@ -339,7 +341,7 @@ class _Reader:
         if key in ("simplex", "one_hot") and not shape:
             raise ctx.error(path, f"variable '{vname}': domain {key} needs a vector or matrix shape",
                             "its rows (the last axis) sum to one, e.g. shape = \"vector(k)\"")
-        if key in ("spd", "invertible") and (len(shape) != 2 or shape[0] != shape[1]):
+        if key in ("spd", "symmetric", "invertible") and (len(shape) != 2 or shape[0] != shape[1]):
             raise ctx.error(path, f"variable '{vname}': domain {key} needs a square matrix shape",
                             "e.g. shape = \"matrix(n, n)\"")
         return domain

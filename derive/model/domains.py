@@ -40,6 +40,11 @@ class Domain:
     def differentiable(self) -> bool:
         return True
 
+    @property
+    def symmetric(self) -> bool:
+        """Square matrices with A[i, j] = A[j, i]: a proof may use one symbol per unordered pair."""
+        return False
+
     def __str__(self) -> str:
         return self.name
 
@@ -203,13 +208,50 @@ def _orthogonal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return q * np.sign(np.diagonal(r, axis1=-2, axis2=-1))[..., None, :]
 
 
+def _symmetric_pairs(symbols: np.ndarray) -> dict[sp.Symbol, sp.Expr]:
+    """A[..., j, i] -> A[..., i, j] for i < j: one symbol per unordered pair."""
+    arr = np.asarray(symbols, dtype=object)
+    n = arr.shape[-1]
+    return {arr[(*batch, j, i)]: arr[(*batch, i, j)]
+            for batch in np.ndindex(*arr.shape[:-2]) for i in range(n) for j in range(i + 1, n)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Symmetric(Domain):
+    """Symmetric matrices A = A^T, entries of scale about `scale` ((G + G^T) / 2, G Gaussian).
+
+    The convention for derivatives (also SPD's): a gradient with respect to a symmetric matrix
+    is the unconstrained one, d f / d A[i, j] with every entry independent, evaluated at a
+    symmetric point, as torch autograd and finite differences of single entries compute it
+    (d (x^T A x) / dA = x x^T, not 2 x x^T - diag). The derivation uses independent entries;
+    the proof then writes A[j, i] as A[i, j] (`constraints`), so claim - derived only has to
+    vanish on symmetric matrices: 2 A x for (A + A^T) x is proved, A x is refuted.
+    """
+
+    name: str = "symmetric"
+    scale: float = 2.0
+
+    def sample(self, rng: np.random.Generator, shape: tuple[int, ...],
+               sizes: dict[str, int]) -> np.ndarray:
+        _square_batch(shape, self.name)
+        g = rng.normal(0.0, self.scale, size=shape)
+        return (g + np.swapaxes(g, -1, -2)) / 2  # exactly symmetric
+
+    def constraints(self, symbols: np.ndarray) -> dict[sp.Symbol, sp.Expr]:
+        return _symmetric_pairs(symbols)
+
+    @property
+    def symmetric(self) -> bool:
+        return True
+
+
 @dataclass(frozen=True, kw_only=True)
 class SPD(Domain):
     """Symmetric positive definite matrices, eigenvalues in [low, high] (well conditioned).
 
-    The entries are independent real symbols: a derivative is the unconstrained one (d logdet
-    X / dX = X^{-T}), evaluated at symmetric positive definite points. A claim that holds only
-    on symmetric matrices (X^{-1} for X^{-T}) is then consistent, not proved.
+    Derivatives follow `Symmetric`'s convention: the unconstrained gradient (independent
+    entries) at a symmetric point, with the proof using A[j, i] = A[i, j]; so d log det X / dX
+    = X^{-1} is proved, as X^{-T} is.
     """
 
     name: str = "spd"
@@ -223,6 +265,13 @@ class SPD(Domain):
         eig = rng.uniform(self.low, self.high, size=shape[:-1])
         x = (q * eig[..., None, :]) @ np.swapaxes(q, -1, -2)
         return (x + np.swapaxes(x, -1, -2)) / 2  # exactly symmetric
+
+    def constraints(self, symbols: np.ndarray) -> dict[sp.Symbol, sp.Expr]:
+        return _symmetric_pairs(symbols)
+
+    @property
+    def symmetric(self) -> bool:
+        return True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -243,4 +292,5 @@ class Invertible(Domain):
 
 
 SPD_MATRIX = SPD()
+SYMMETRIC = Symmetric()
 INVERTIBLE = Invertible()

@@ -73,8 +73,25 @@ def _rows_to_one(e: sp.Expr, graph: IndexedGraph) -> sp.Expr:
         if previous == e:
             break
         previous = e
-        e = canonical(no_products(sp.expand(e.replace(lambda x: isinstance(x, sp.Sum), fix))))
+        e = _symmetric_indices(canonical(no_products(sp.expand(e.replace(lambda x: isinstance(x, sp.Sum), fix)))),
+                               graph)
     return e
+
+
+def _symmetric_indices(e: sp.Expr, graph: IndexedGraph) -> sp.Expr:
+    """A[j, i] -> A[i, j] (indices in a fixed order) for a symmetric A: equal entries, one form.
+    Only the proof does this; the derivation differentiates independent entries (the
+    unconstrained gradient, the numeric truths' convention), so claim - derived need only
+    vanish on symmetric matrices."""
+    if not graph.symmetric:
+        return e
+    bases = set(graph.symmetric)
+
+    def swapped(x: sp.Basic) -> bool:
+        return (isinstance(x, sp.Indexed) and x.base in bases and len(x.indices) == 2
+                and sp.default_sort_key(x.indices[1]) < sp.default_sort_key(x.indices[0]))
+
+    return e.replace(swapped, lambda x: x.base[x.indices[1], x.indices[0]]) if e.has(*bases) else e
 
 
 def no_products(e: sp.Expr) -> sp.Expr:

@@ -55,6 +55,7 @@ class IndexedGraph:
     claims: tuple[IClaim, ...]
     rows_sum_to_one: tuple[tuple[Any, sp.Expr], ...] = ()
     ranges: dict[sp.Symbol, sp.Expr] = field(default_factory=dict)
+    symmetric: tuple[Any, ...] = ()  # bases of symmetric matrices: A[i, j] = A[j, i] (proofs only)
 
     def assumptions(self) -> Any:
         return sp.And(*[sp.Q.ge(i, 0) & sp.Q.le(i, n - 1) for i, n in self.ranges.items()])
@@ -113,6 +114,7 @@ def build_indexed(identity: Identity, *, require_sizes: bool = True) -> IndexedG
     ns = SimpleNamespace()
     nodes: dict[str, INode] = {}
     rows: list[tuple[Any, sp.Expr]] = []
+    symmetric: list[Any] = []
     owner: dict[Any, str] = {}
     for var in identity.variables:
         shape = tuple(resolve(a) for a in var.shape)
@@ -124,6 +126,8 @@ def build_indexed(identity: Identity, *, require_sizes: bool = True) -> IndexedG
         owner[sym] = var.name
         if isinstance(var.domain, (Simplex, OneHot, Label)):
             rows.append((sym, shape[-1]))
+        if var.domain.symmetric and len(shape) == 2:
+            symmetric.append(sym)
         setattr(ns, var.name, _view(sym, shape))
     for d in identity.definitions:
         try:
@@ -163,7 +167,8 @@ def build_indexed(identity: Identity, *, require_sizes: bool = True) -> IndexedG
         if isinstance(formula, SymArray) and len(formula.shape) != len(target.shape) + len(wrt_shape):
             raise SpecError(f"{identity.name}: claim {c.label} has {len(formula.shape)} axes, "
                             f"expected {len(target.shape) + len(wrt_shape)}")
-    return IndexedGraph(identity.name, sizes, nodes, identity.target, tuple(claims), tuple(rows), ranges)
+    return IndexedGraph(identity.name, sizes, nodes, identity.target, tuple(claims), tuple(rows), ranges,
+                        tuple(symmetric))
 
 
 def _symbol(name: str, shape: tuple[sp.Expr, ...], assumptions: dict[str, bool]) -> Any:
