@@ -234,6 +234,8 @@ FUNCTIONS: dict[str, Function] = {
     "var": _reduction(ops.var, "the variance; ddof=0 divides by N (numpy), ddof=1 by N - 1 (torch)", _DDOF),
     "std": _reduction(ops.std, "sqrt(var(x, ddof=...))", _DDOF),
     "prod": _reduction(ops.prod, "the product of the entries"),
+    "amax": _reduction(ops.amax, "the largest entry (kinks where entries tie)"),
+    "amin": _reduction(ops.amin, "the smallest entry (kinks where entries tie)"),
     "norm": _reduction(ops.norm, "the vector norm (sum |x|^ord)^(1/ord)",
                        Param("ord", "ord", default=2)),
     "cumsum": _reduction(ops.cumsum, "running sums", default_axis=-1),

@@ -36,7 +36,7 @@ from .ops_math import (DOMAINS, SELU_ALPHA, SELU_SCALE, Ceil, ConditionError, Fl
                        round_, rsqrt, selu, sigmoid, sign, silu, sin, sinc, sinh, smooth_l1,
                        softplus, softshrink, softsign, sqrt, square, step, tan, tanh, threshold,
                        trunc, where, xlog1py, xlogy)
-from .ops_reduce import cumprod, cumsum, logcumsumexp, norm, prod, std, var
+from .ops_reduce import amax, amin, cumprod, cumsum, logcumsumexp, norm, prod, std, var
 
 
 pi = sp.pi

@@ -13,7 +13,7 @@ import numpy as np
 import sympy as sp
 
 from . import indexed
-from ..errors import SpecError
+from ..errors import SpecError, UnsupportedError
 from .indexed import SymArray
 
 half = sp.Rational(1, 2)
@@ -23,11 +23,19 @@ def _unwrap(a: np.ndarray) -> Any:
     return a.item() if a.ndim == 0 else a
 
 
-def elementwise(f: Callable[[sp.Expr], sp.Expr]) -> Callable[[Any], Any]:
-    """Lift a scalar SymPy function to arrays (keeping scalars scalar)."""
+def _explicit_only(name: str, shape: tuple[Any, ...]) -> UnsupportedError:
+    return UnsupportedError(f"{name} of an array of symbolic size {shape} is not supported: a "
+                            "piecewise function is checked at explicit sizes only (its kinks are split there)")
+
+
+def elementwise(f: Callable[[sp.Expr], sp.Expr], *, piecewise: str = "") -> Callable[[Any], Any]:
+    """Lift a scalar SymPy function to arrays (keeping scalars scalar). A `piecewise` function
+    (named) refuses arrays of symbolic size: the proof for every n does not split kinks."""
 
     def lifted(a: Any) -> Any:
         if isinstance(a, SymArray):
+            if piecewise:
+                raise _explicit_only(piecewise, a.shape)
             return a.map(f)
         arr = np.asarray(a, dtype=object)
         out = np.empty(arr.shape, dtype=object)
@@ -39,11 +47,14 @@ def elementwise(f: Callable[[sp.Expr], sp.Expr]) -> Callable[[Any], Any]:
     return lifted
 
 
-def elementwise_n(f: Callable[..., sp.Expr], name: str = "") -> Callable[..., Any]:
-    """Lift a scalar SymPy function of several arguments to arrays that broadcast like numpy."""
+def elementwise_n(f: Callable[..., sp.Expr], name: str = "", *, piecewise: bool = False) -> Callable[..., Any]:
+    """Lift a scalar SymPy function of several arguments to arrays that broadcast like numpy
+    (a `piecewise` one refuses arrays of symbolic size, as `elementwise`)."""
 
     def lifted(*args: Any) -> Any:
         if any(isinstance(a, SymArray) for a in args):
+            if piecewise:
+                raise _explicit_only(name, next(a.shape for a in args if isinstance(a, SymArray)))
             shape: tuple[sp.Expr, ...] = ()
             for a in args:
                 shape = indexed._broadcast(shape, a.shape if isinstance(a, SymArray) else ())

@@ -199,12 +199,12 @@ digamma = elementwise(lambda x: sp.polygamma(0, x))
 sinc = elementwise(lambda x: sp.sinc(sp.pi * x))
 """numpy's normalised sinc: sin(pi x) / (pi x), 1 at 0."""
 logit = elementwise(lambda x: sp.log(x) - sp.log(1 - x))
-sign = elementwise(Sign)
-floor = elementwise(Floor)
-ceil = elementwise(Ceil)
-trunc = elementwise(Trunc)
-round_ = elementwise(Round)
-frac = elementwise(lambda x: x - Trunc(x))
+sign = elementwise(Sign, piecewise="sign")
+floor = elementwise(Floor, piecewise="floor")
+ceil = elementwise(Ceil, piecewise="ceil")
+trunc = elementwise(Trunc, piecewise="trunc")
+round_ = elementwise(Round, piecewise="round")
+frac = elementwise(lambda x: x - Trunc(x), piecewise="frac")
 """x - trunc(x), with the sign of x (torch.frac)."""
 square = elementwise(lambda x: x**2)
 
@@ -234,10 +234,10 @@ logaddexp2 = elementwise_n(lambda a, b: sp.log(sp.Pow(2, a) + sp.Pow(2, b)) / sp
 xlogy = elementwise_n(lambda a, b: a * sp.log(b), "xlogy")
 """x log(y) (torch also defines 0 log 0 = 0, a single point)."""
 xlog1py = elementwise_n(lambda a, b: a * sp.log(1 + b), "xlog1py")
-copysign = elementwise_n(lambda a, b: sp.Abs(a) * Sign(b), "copysign")
-fmod = elementwise_n(lambda a, b: a - b * Trunc(a / b), "fmod")
+copysign = elementwise_n(lambda a, b: sp.Abs(a) * Sign(b), "copysign", piecewise=True)
+fmod = elementwise_n(lambda a, b: a - b * Trunc(a / b), "fmod", piecewise=True)
 """The remainder of a / b with the sign of a (C's fmod, torch.fmod)."""
-remainder = elementwise_n(lambda a, b: a - b * Floor(a / b), "remainder")
+remainder = elementwise_n(lambda a, b: a - b * Floor(a / b), "remainder", piecewise=True)
 """The remainder of a / b with the sign of b (Python's %, torch.remainder, numpy's mod)."""
 
 # --- comparisons and piecewise functions --------------------------------------------------------
@@ -259,7 +259,7 @@ def _indicator(rel: Any) -> sp.Expr:
 def compare(op: str, a: Any, b: Any) -> Any:
     """1 where `a op b` holds, else 0 (op one of < <= > >=): a step with its kink at a = b."""
     rel = RELATIONS[op]
-    return elementwise_n(lambda x, y: _indicator(rel(x, y)), f"'{op}'")(a, b)
+    return elementwise_n(lambda x, y: _indicator(rel(x, y)), f"'{op}'", piecewise=True)(a, b)
 
 
 def _conditions(c: sp.Expr) -> list[Any] | None:
@@ -296,7 +296,7 @@ def _where(c: sp.Expr, a: sp.Expr, b: sp.Expr) -> sp.Expr:
     return out
 
 
-where = elementwise_n(_where, "where")
+where = elementwise_n(_where, "where", piecewise=True)
 """where(cond, a, b): a where the comparison `cond` holds, else b (a Piecewise)."""
 
 
@@ -333,19 +333,22 @@ def extreme_of(values: list[sp.Expr], larger: bool) -> sp.Expr:
     return sp.Piecewise((first_wins, rel), (best_rest, True))
 
 
-maximum = elementwise_n(_maximum, "maximum")
+maximum = elementwise_n(_maximum, "maximum", piecewise=True)
 """The larger of a and b (a Piecewise: a kink where a = b; SymPy's Max would merge nested
 maxima into one with no single kink)."""
-minimum = elementwise_n(_minimum, "minimum")
+minimum = elementwise_n(_minimum, "minimum", piecewise=True)
 def _clamp(x: sp.Expr, lo: sp.Expr, hi: sp.Expr) -> sp.Expr:
-    return sp.Piecewise((hi, x > hi), (x, x >= lo), (lo, True))
+    """min(max(x, lo), hi) exactly as torch computes it (hi when lo > hi), one comparison per
+    condition (x - lo, x - hi, lo - hi are its kinks)."""
+    return sp.Piecewise((sp.Piecewise((x, x <= hi), (hi, True)), x >= lo),
+                        (sp.Piecewise((lo, lo <= hi), (hi, True)), True))
 
 
-clamp = elementwise_n(_clamp, "clamp")
+clamp = elementwise_n(_clamp, "clamp", piecewise=True)
 """hi where x > hi, lo where x < lo, else x: min(max(x, lo), hi) for lo <= hi, as torch.clamp
 and numpy.clip."""
-clamp_min = elementwise_n(_maximum, "clamp_min")
-clamp_max = elementwise_n(_minimum, "clamp_max")
+clamp_min = elementwise_n(_maximum, "clamp_min", piecewise=True)
+clamp_max = elementwise_n(_minimum, "clamp_max", piecewise=True)
 
 # --- activations and losses, as torch.nn.functional defines them ----------------------------------
 
@@ -366,11 +369,11 @@ def _pw(*pieces: tuple[Any, Any]) -> sp.Expr:
 silu = elementwise(lambda x: x / (1 + sp.exp(-x)))
 """x * sigmoid(x) (also called swish)."""
 mish = elementwise(lambda x: x * sp.tanh(sp.log(1 + sp.exp(x))))
-softsign = elementwise(lambda x: x / (1 + sp.Abs(x)))
+softsign = elementwise(lambda x: x / (1 + sp.Abs(x)), piecewise="softsign")
 log_sigmoid = elementwise(lambda x: -sp.log(1 + sp.exp(-x)))
-hardsigmoid = elementwise(lambda x: _pw((1, x >= 3), (x / 6 + half, x > -3), (0, True)))
-hardswish = elementwise(lambda x: _pw((x, x >= 3), (x * (x + 3) / 6, x > -3), (0, True)))
-selu = elementwise(lambda x: SELU_SCALE * _pw((x, x > 0), (SELU_ALPHA * (sp.exp(x) - 1), True)))
+hardsigmoid = elementwise(lambda x: _pw((0, x <= -3), (x / 6 + half, x < 3), (1, True)), piecewise="hardsigmoid")
+hardswish = elementwise(lambda x: _pw((0, x <= -3), (x * (x + 3) / 6, x < 3), (x, True)), piecewise="hardswish")
+selu = elementwise(lambda x: SELU_SCALE * _pw((x, x > 0), (SELU_ALPHA * (sp.exp(x) - 1), True)), piecewise="selu")
 
 
 def gelu(x: Any, approximate: str = "none") -> Any:
@@ -384,42 +387,42 @@ def gelu(x: Any, approximate: str = "none") -> Any:
 
 def elu(x: Any, alpha: Any = 1) -> Any:
     a = _num(alpha)
-    return elementwise(lambda v: _pw((v, v > 0), (a * (sp.exp(v) - 1), True)))(x)
+    return elementwise(lambda v: _pw((v, v > 0), (a * (sp.exp(v) - 1), True)), piecewise="elu")(x)
 
 
 def celu(x: Any, alpha: Any = 1) -> Any:
     a = _num(alpha)
-    return elementwise(lambda v: _pw((v, v > 0), (a * (sp.exp(v / a) - 1), True)))(x)
+    return elementwise(lambda v: _pw((v, v > 0), (a * (sp.exp(v / a) - 1), True)), piecewise="celu")(x)
 
 
 def leaky_relu(x: Any, negative_slope: Any = sp.Rational(1, 100)) -> Any:
     s = _num(negative_slope)
-    return elementwise(lambda v: _pw((v, v > 0), (s * v, True)))(x)
+    return elementwise(lambda v: _pw((v, v > 0), (s * v, True)), piecewise="leaky_relu")(x)
 
 
-prelu = elementwise_n(lambda x, a: _pw((x, x > 0), (a * x, True)), "prelu")
+prelu = elementwise_n(lambda x, a: _pw((x, x > 0), (a * x, True)), "prelu", piecewise=True)
 """x where x > 0, else a x, with a learnable slope a (a tensor, unlike leaky_relu's number)."""
 
 
 def hardtanh(x: Any, min_val: Any = -1, max_val: Any = 1) -> Any:
     lo, hi = _num(min_val), _num(max_val)
-    return elementwise(lambda v: _pw((hi, v > hi), (v, v >= lo), (lo, True)))(x)
+    return elementwise(lambda v: _pw((hi, v > hi), (v, v >= lo), (lo, True)), piecewise="hardtanh")(x)
 
 
 def hardshrink(x: Any, lambd: Any = half) -> Any:
     lam = _num(lambd)
-    return elementwise(lambda v: _pw((v, v > lam), (0, v >= -lam), (v, True)))(x)
+    return elementwise(lambda v: _pw((v, v > lam), (0, v >= -lam), (v, True)), piecewise="hardshrink")(x)
 
 
 def softshrink(x: Any, lambd: Any = half) -> Any:
     lam = _num(lambd)
-    return elementwise(lambda v: _pw((v - lam, v > lam), (0, v >= -lam), (v + lam, True)))(x)
+    return elementwise(lambda v: _pw((v - lam, v > lam), (0, v >= -lam), (v + lam, True)), piecewise="softshrink")(x)
 
 
 def threshold(x: Any, threshold: Any, value: Any) -> Any:
     """x where x > threshold, else value (torch.nn.functional.threshold)."""
     th, val = _num(threshold), _num(value)
-    return elementwise(lambda v: _pw((v, v > th), (val, True)))(x)
+    return elementwise(lambda v: _pw((v, v > th), (val, True)), piecewise="threshold")(x)
 
 
 def huber(x: Any, y: Any, delta: Any = 1) -> Any:
@@ -430,7 +433,7 @@ def huber(x: Any, y: Any, delta: Any = 1) -> Any:
     def f(a: sp.Expr, b: sp.Expr) -> sp.Expr:
         r = a - b
         return _pw((d * (r - d / 2), r >= d), (r**2 / 2, r > -d), (d * (-r - d / 2), True))
-    return elementwise_n(f, "huber")(x, y)
+    return elementwise_n(f, "huber", piecewise=True)(x, y)
 
 
 def smooth_l1(x: Any, y: Any, beta: Any = 1) -> Any:
@@ -441,4 +444,4 @@ def smooth_l1(x: Any, y: Any, beta: Any = 1) -> Any:
     def f(a: sp.Expr, b: sp.Expr) -> sp.Expr:
         r = a - b
         return _pw((r - b_ / 2, r >= b_), (r**2 / (2 * b_), r > -b_), (-r - b_ / 2, True))
-    return elementwise_n(f, "smooth_l1")(x, y)
+    return elementwise_n(f, "smooth_l1", piecewise=True)(x, y)

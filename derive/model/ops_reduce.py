@@ -108,6 +108,25 @@ def logcumsumexp(a: Any, axis: int = -1) -> Any:
     return np.moveaxis(out, -1, axis)
 
 
+def _extreme_along(a: Any, axis: int | None, larger: bool, what: str) -> Any:
+    arr = _explicit(a, what)
+    length = arr.size if axis is None else np.asarray(arr).shape[axis]
+    if length > 6:
+        raise UnsupportedError(f"{what} of {length} entries is written out as a tree of 2^n "
+                               "comparisons; use at most 6 entries")
+    return _along(arr, axis, lambda xs: extreme_of(xs, larger))
+
+
+def amax(a: Any, axis: int | None = None) -> Any:
+    """The largest entry (along `axis`): a tree of comparisons, with kinks where entries tie."""
+    return _extreme_along(a, axis, True, "amax")
+
+
+def amin(a: Any, axis: int | None = None) -> Any:
+    """The smallest entry (along `axis`)."""
+    return _extreme_along(a, axis, False, "amin")
+
+
 ORDS = ("1", "2", "inf", "-inf", "p > 0")
 
 
@@ -116,12 +135,8 @@ def norm(a: Any, ord: Any = 2, axis: int | None = None) -> Any:  # noqa: A002 - 
     |a_i|, -inf the smallest (torch.linalg.vector_norm; a matrix is taken as its entries)."""
     if ord in (math.inf, -math.inf) or (isinstance(ord, sp.Basic) and ord.is_infinite):
         larger = ord in (math.inf, sp.oo)
-        arr = _explicit(a, f"norm(ord={ord})")
-        length = arr.size if axis is None else np.asarray(arr).shape[axis]
-        if length > 6:
-            raise UnsupportedError(f"norm(ord=inf) of {length} entries is written out as a tree of "
-                                   "2^n comparisons; use at most 6 entries")
-        return _along(arr, axis, lambda xs: extreme_of([sp.Abs(x) for x in xs], larger))
+        absolute = np.vectorize(sp.Abs, otypes=[object])(_explicit(a, f"norm(ord={ord})"))
+        return _extreme_along(absolute, axis, larger, f"norm(ord={'inf' if larger else '-inf'})")
     p = sp.Rational(str(ord)) if isinstance(ord, float) else sp.sympify(ord)
     if not (p.is_Rational and p > 0):
         raise SpecError(f"norm's ord must be 1, 2, inf, -inf or a number p > 0, got {ord}")
@@ -139,4 +154,4 @@ def norm(a: Any, ord: Any = 2, axis: int | None = None) -> Any:  # noqa: A002 - 
     return _along(arr, axis, lambda xs: sp.Add(*(sp.Abs(x) ** p for x in xs)) ** (1 / p))
 
 
-__all__ = ["var", "std", "prod", "cumsum", "cumprod", "logcumsumexp", "norm", "ORDS"]
+__all__ = ["amax", "amin", "var", "std", "prod", "cumsum", "cumprod", "logcumsumexp", "norm", "ORDS"]

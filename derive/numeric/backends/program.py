@@ -28,6 +28,11 @@ class Expm1(sp.Function):
     """exp(x) - 1, evaluated with the libraries' expm1 (evaluation only, like Log1p)."""
 
 
+class Erfc(sp.Function):
+    """erfc(x) = 1 - erf(x), evaluated with the libraries' erfc (evaluation only; SymPy's own erfc
+    would rewrite erfc(-x) as 2 - erfc(x), the cancellation this avoids)."""
+
+
 class Hypot(sp.Function):
     """sqrt(a^2 + b^2) without overflow, evaluated with the libraries' hypot (evaluation only)."""
 
@@ -40,7 +45,7 @@ FUNCTIONS: dict[type, str] = {
     sp.atan2: "atan2", sp.erfc: "erfc", sp.erfinv: "erfinv", sp.loggamma: "lgamma",
     sp.polygamma: "polygamma", sp.sinc: "sinc", sp.floor: "floor", sp.ceiling: "ceil",
     Floor: "floor", Ceil: "ceil", Trunc: "trunc", Round: "round", Sign: "sign",
-    Log1p: "log1p", Expm1: "expm1", Hypot: "hypot",
+    Log1p: "log1p", Expm1: "expm1", Hypot: "hypot", Erfc: "erfc",
 }
 """SymPy function -> backend operation (all arguments passed, in order: atan2(y, x),
 polygamma(n, x))."""
@@ -180,6 +185,21 @@ def _negated_exp(a: sp.Expr) -> bool:
     return isinstance(a, sp.Mul) and len(a.args) == 2 and a.args[0] == -1 and isinstance(a.args[1], sp.exp)
 
 
+def _saturating(a: sp.Expr) -> sp.Expr | None:
+    """1 + a written without cancellation, for a = +-erf(z) or +-tanh(z) (gelu at large |x|):
+    1 + erf(z) = erfc(-z), 1 + tanh(z) = 2 / (1 + exp(-2 z))."""
+    sign, f = (-1, a.args[1]) if _negated(a) else (1, a)
+    if isinstance(f, sp.erf):
+        return Erfc(-sign * f.args[0])
+    if isinstance(f, sp.tanh):
+        return 2 / (1 + sp.exp(-2 * sign * f.args[0]))
+    return None
+
+
+def _negated(a: sp.Expr) -> bool:
+    return isinstance(a, sp.Mul) and len(a.args) == 2 and a.args[0] == -1
+
+
 def accurate(e: sp.Expr) -> sp.Expr:
     """log(1 + x) as log1p(x), exp(x) - 1 as expm1(x), sqrt(a^2 + b^2) as hypot(a, b): the same
     values, without the rounding (or overflow) of the literal forms near 0 (or far out)."""
@@ -206,8 +226,17 @@ def accurate(e: sp.Expr) -> sp.Expr:
         rest.remove(first)
         return sp.Add(-Expm1(first.args[1].args[0]), *rest)
 
+    def one_plus(x: sp.Expr) -> sp.Expr:
+        rest = list(x.args)
+        rest.remove(sp.S.One)
+        first = next(a for a in rest if _saturating(a) is not None)
+        rest.remove(first)
+        return sp.Add(_saturating(first), *rest)
+
     e = e.replace(lambda x: isinstance(x, sp.Add) and sp.S.NegativeOne in x.args
                   and any(isinstance(a, sp.exp) for a in x.args), expm1)
+    e = e.replace(lambda x: isinstance(x, sp.Add) and sp.S.One in x.args
+                  and any(_saturating(a) is not None for a in x.args), one_plus)
     e = e.replace(lambda x: isinstance(x, sp.Add) and sp.S.One in x.args
                   and any(_negated_exp(a) for a in x.args), one_minus_exp)
     return e.replace(lambda x: isinstance(x, sp.Pow) and x.exp == sp.S.Half and isinstance(x.base, sp.Add)
