@@ -48,6 +48,7 @@ class Precision:
     k: float = 3.0      # mean error allowed, in multiples of the baseline's mean error
     spike: float = 8.0  # largest error allowed, in multiples of the baseline's largest (>= unit)
     floor: float = 0.5  # each baseline error counts at least floor * unit (relative)
+    alone: float = 32.0  # with no baseline (plain gradient code): mean error allowed, in units
 
     def rule(self) -> str:
         return (f"mean rel error <= {self.k:g} x the baseline's (each floored at {self.floor:g} ulp) and max rel "

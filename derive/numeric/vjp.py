@@ -18,6 +18,7 @@ draws are redrawn, the samples no longer stand for the domain and the verdict is
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import zlib
@@ -188,11 +189,10 @@ def judge(case: Case, *, samples: int, seed: int, cotangents: int, dtype: str, d
         return _result(case, [low], start)
     try:  # dtype-generic code: the formula itself, at float64 sharpness
         sharp = judge_in(case, samples=samples, seed=seed, cotangents=cotangents, dtype="float64",
-                         device=device, chunk=chunk, rtol=rtol)
+                         device=device, chunk=chunk, rtol=rtol, requested=dtype)
     except NotGeneric as exc:
-        low.notes = (*low.notes, f"the backward does not run in float64 ({exc}): the formula is judged in "
-                     f"{dtype} only, against the baseline")
-        return _result(case, [low], start)
+        note = f"the backward does not run in float64 ({exc}): it is judged in {dtype} only, against the baseline"
+        return _result(case, [dataclasses.replace(low, notes=(*low.notes, note))], start)
     return _result(case, [sharp, low], start)
 
 
@@ -213,7 +213,7 @@ def _result(case: Case, parts: list[SizeResult], start: float) -> Result:
 
 
 def judge_in(case: Case, *, samples: int, seed: int, cotangents: int, dtype: str, device: str,
-             chunk: int | None = None, rtol: float | None = None) -> SizeResult:
+             chunk: int | None = None, rtol: float | None = None, requested: str | None = None) -> SizeResult:
     """One pass in one dtype."""
     import torch
 
@@ -247,7 +247,8 @@ def judge_in(case: Case, *, samples: int, seed: int, cotangents: int, dtype: str
         batch, value, truth, cot = _draw_finite(case, rng, count, cotangents, dtype, device, truth0, tally)
         if batch is None:
             reason = (f"{case.name} [{label}]: the forward is not finite at some samples even after "
-                      f"{REDRAW_ROUNDS} redraws; no finite reference")
+                      f"{REDRAW_ROUNDS} redraws ({tally.redrawn} of {tally.drawn} drawn samples redrawn); no "
+                      "finite reference: declare a domain or pass example args where it is finite")
             return stop(INCONCLUSIVE, reason)
         if tally.redrawn * 2 > tally.drawn:
             reason = (f"{case.name} [{label}]: {tally.redrawn} of {tally.drawn} drawn samples had a non-finite "
@@ -335,7 +336,7 @@ def judge_in(case: Case, *, samples: int, seed: int, cotangents: int, dtype: str
                            "tolerance": float(allowed[s]) if dtype == "float64" else None,
                            "baseline_rel_error": None if dtype == "float64" else float(base_rel[s])}
         done += count
-    return _verdict(case, tally, dtype, label, seed, stop, exact)
+    return _verdict(case, tally, dtype, label, seed, stop, exact, requested or dtype)
 
 
 def _draw_finite(case: Case, rng: np.random.Generator, count: int, cotangents: int, dtype: str, device: str,
@@ -379,7 +380,7 @@ def _draw(case: Case, rng: np.random.Generator, count: int, dtype: str) -> dict[
 
 
 def _verdict(case: Case, tally: _Tally, dtype: str, label: str, seed: int,
-             stop: Callable[..., SizeResult], exact: float) -> SizeResult:
+             stop: Callable[..., SizeResult], exact: float, requested: str) -> SizeResult:
     tol = TOLERANCES["float64"]
     prec = PRECISIONS[dtype]
     samples, cotangents = tally.samples, tally.cotangents
@@ -400,7 +401,7 @@ def _verdict(case: Case, tally: _Tally, dtype: str, label: str, seed: int,
         arg = f"grad of {w['argument']}" + (f"[{', '.join(map(str, w['entry']))}]" if w["entry"] else "")
         cx = {"kind": "vjp", "claim": what, "backend": "torch", "dtype": dtype, "sizes": dict(case.sizes),
               "truth": case.truths[0][0],
-              "seed": seed, "rerun": case.rerun(dtype, samples, seed), "failing": tally.failing,
+              "seed": seed, "rerun": case.rerun(requested, samples, seed), "failing": tally.failing,
               "rule": rule, **{k: v for k, v in w.items() if k != "ratio"}}
         if dtype == "float64":
             reason = (f"{what} [{label}]: {arg} is wrong: max|v^T J (claimed) - v^T J (true)| = "

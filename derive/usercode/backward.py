@@ -41,9 +41,10 @@ from ..symbolic.every_n import derive_indexed
 from ..symbolic.graph import NONSMOOTH
 from ..symbolic.indexed_graph import build_indexed
 from .arguments import function_class
+from .calling import _message
 from .torchcall import BatchCall, Claim
 
-__all__ = ["BackwardCheck", "check_backward"]
+__all__ = ["BackwardCheck", "assert_backward", "check_backward"]
 
 WITNESS_ENTRIES = 2**17
 """Jacobian entries (samples x n_out x n_in) the SymPy-derivative witness evaluates per run."""
@@ -407,3 +408,12 @@ def check_backward(fn: Any, identity: str | Identity, *, sizes: Mapping[str, int
     dtype = dtype_name(dtype)
     return BackwardCheck(fn, identity, sizes, device=device).run(samples, seed=seed, cotangents=cotangents,
                                                                  chunk=chunk, dtype=dtype)
+
+
+def assert_backward(fn: Any, identity: str | Identity, **options: Any) -> Result:
+    """check_backward, raising AssertionError with the counterexample unless it is consistent."""
+    result = check_backward(fn, identity, **options)
+    if not result.ok:
+        name = identity if isinstance(identity, str) else identity.name
+        raise AssertionError(_message(result, f"check_backward({result.name}, {name!r})"))
+    return result

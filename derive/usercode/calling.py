@@ -44,9 +44,9 @@ class _NumpyKit:
     def stack(self, parts: list[Any]) -> Any:
         return np.stack(parts)
 
-    def dtype_problem(self, x: np.ndarray, forward: bool) -> str | None:
+    def dtype_problem(self, x: np.ndarray, forward: bool, allow: str | None = None) -> str | None:
         k = x.dtype.kind
-        if k == "f" and x.dtype.itemsize < 8:
+        if k == "f" and x.dtype.itemsize < 8 and x.dtype.name != allow:
             return f"{x.dtype} values"
         if k == "c":
             return "complex values for real inputs"
@@ -86,9 +86,9 @@ class _TorchKit:
     def stack(self, parts: list[Any]) -> Any:
         return self.torch.stack(parts)
 
-    def dtype_problem(self, x: Any, forward: bool) -> str | None:
+    def dtype_problem(self, x: Any, forward: bool, allow: str | None = None) -> str | None:
         t = self.torch
-        if x.dtype in (t.float32, t.float16, t.bfloat16):
+        if x.dtype in (t.float32, t.float16, t.bfloat16) and str(x.dtype).split(".")[-1] != allow:
             return f"{x.dtype} values"
         if x.is_complex():
             return "complex values for real inputs"
@@ -120,8 +120,9 @@ class _Caller:
     values as calling sample by sample (checked on a few samples), a loop otherwise."""
 
     def __init__(self, fn: Callable[..., Any], label: str, kit: Any,
-                 split: Callable[[Any], list[Any]], forward: bool) -> None:
+                 split: Callable[[Any], list[Any]], forward: bool, allow: str | None = None) -> None:
         self.fn, self.label, self.kit, self.split, self.forward = fn, label, kit, split, forward
+        self.allow = allow  # a low precision the code is asked to run in (check_gradient's dtype)
         self.shapes: list[tuple[int, ...]] | None = None
         self.vectorised = False
 
@@ -134,10 +135,11 @@ class _Caller:
         """Call on the first sample (validating types, dtypes and shapes), then try the batch."""
         parts = self._parts(_quiet_call(self.fn, {k: v[0] for k, v in args.items()}))
         for i, p in enumerate(parts):
-            problem = self.kit.dtype_problem(p, self.forward)
+            problem = self.kit.dtype_problem(p, self.forward, self.allow)
             if problem:
-                raise SpecError(f"{self.label} returned {problem}; derive checks in float64: keep the "
-                                "inputs' dtype (no astype(np.float32), .float() or int casts)")
+                raise SpecError(f"{self.label} returned {problem} for {self.allow or 'float64'} inputs: keep the "
+                                "inputs' dtype (no astype(np.float32), .float() or int casts), or pass dtype= "
+                                "to check the code in the precision it runs in")
             shape = tuple(p.shape)
             if expected is not None and shape != expected[i] and shape != ():  # a scalar broadcasts
                 raise SpecError(describe(i, shape) if describe else

@@ -63,7 +63,7 @@ def check_autograd_function(fn_class: Any, *, args: Any = None, inputs: Any = No
         dtype = dtype_name(dtype if dtype is not None else examples[0].dtype)
         device = resolve_device(device if device is not None else str(examples[0].device))
         plans = [({}, slots)]
-        shown = f"args=({', '.join(_arg_text(s) for s in slots)})"
+        shown = f"args=({', '.join(_arg_text(s) for s in slots)}{',' if len(slots) == 1 else ''})"
     else:
         decl = declared(inputs)
         plans = [(s, bind_declared(decl, constants, params, s, f"{name}.forward")) for s in sizes_of(decl, sizes)]

@@ -38,6 +38,8 @@ from .calling import (
     _require_torch,
     _TorchKit,
 )
+from ..numeric.tolerance import dtype_name
+from .gradient_dtype import low_precision
 from .inputs import (
     _FD_STEP,
     _NO_PROOF,
@@ -402,7 +404,7 @@ class _GradientCheck:
 def check_gradient(forward: Callable[..., Any], gradient: Callable[..., Any], *, inputs: Any,
                    wrt: str | Sequence[str] | None = None, sizes: Any = None, samples: int = DEFAULT_SAMPLES,
                    seed: int = 0, backend: str | None = None, rtol: float | None = None,
-                   name: str | None = None) -> Result:
+                   name: str | None = None, dtype: Any = "float64") -> Result:
     """Judge a hand-written `gradient` of `forward` (numpy or torch code, called with the inputs
     as keyword arguments) on random inputs drawn inside the declared domains.
 
@@ -412,12 +414,17 @@ def check_gradient(forward: Callable[..., Any], gradient: Callable[..., Any], *,
     error. Returns a Result: "consistent", "refuted" (with a reproducible counterexample)
     or "inconclusive" (also where every sample lands on a kink, such as relu at 0); never
     "proved". Raises SpecError for malformed arguments only.
+
+    `dtype` (float32, float16, bfloat16) also runs the gradient code in that precision, at the
+    same inputs rounded to it, after its formula was judged in float64; see
+    `derive.usercode.gradient_dtype` for the rule.
     """
     start = time.perf_counter()
     for label, fn in (("forward", forward), ("gradient", gradient)):
         if not callable(fn):
             raise SpecError(f"{label} must be a callable (a function of the inputs), got {type(fn).__name__}")
     _validate_common(samples, seed, rtol)
+    dtype = dtype_name(dtype)
     if backend not in (None, "numpy", "torch"):
         raise SpecError(f"backend must be None (detect), 'numpy' or 'torch', got {backend!r}")
     if name is not None and not isinstance(name, str):
@@ -434,6 +441,10 @@ def check_gradient(forward: Callable[..., Any], gradient: Callable[..., Any], *,
     for i, s in enumerate(size_sets):
         check.use_complex = True
         per_size.append(check.run_size(s, i, first=i == 0))
+        if dtype != "float64" and per_size[-1].verdict == "consistent":
+            rerun = (f"derive.check_gradient({check.name}, {_name(gradient)}, inputs={inputs!r}, sizes={s!r}, "
+                     f"samples={samples}, seed={seed}, dtype={dtype!r})")
+            per_size.append(low_precision(check, s, i, dtype, rerun))
     return _combine(check.name, per_size, start, "user code")
 
 

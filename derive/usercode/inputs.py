@@ -10,12 +10,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import SpecError
-from ..model.domains import REAL, Domain
-from ..model.spec import Variable
+from ..model.domains import Domain
 from ..model.verdict import (
     Symbolic,
 )
 from ..numeric.tolerance import EPS
+from .arguments import declared
 
 DEFAULT_SAMPLES = 64
 COMPLEX_STEP = 1e-30
@@ -61,30 +61,8 @@ def _shape_of(name: str, spec: Any) -> tuple[str | int, ...]:
 
 
 def _parse_inputs(inputs: Any) -> tuple[_Input, ...]:
-    if isinstance(inputs, Mapping):
-        items = list(inputs.items())
-    elif isinstance(inputs, (list, tuple)) and all(isinstance(v, Variable) for v in inputs):
-        items = [(v.name, v) for v in inputs]
-    else:
-        raise SpecError(f"inputs must be a dict name -> Variable or (shape, domain), or a list of "
-                        f"Variables; got {type(inputs).__name__}")
-    if not items:
-        raise SpecError("inputs is empty: declare every argument, e.g. inputs={'x': (('n',), derive.REAL)}")
-    out = []
-    for name, spec in items:
-        if not isinstance(name, str) or not name.isidentifier():
-            raise SpecError(f"input name {name!r} is not a valid Python identifier")
-        if isinstance(spec, Variable):
-            if spec.name != name:
-                raise SpecError(f"inputs[{name!r}] is Variable {spec.name!r}: the key and the name must match")
-            out.append(_Input(name, tuple(spec.shape), spec.domain))
-        elif isinstance(spec, Domain):
-            out.append(_Input(name, (), spec))
-        elif isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], Domain):
-            out.append(_Input(name, _shape_of(name, spec[0]), spec[1]))
-        else:
-            out.append(_Input(name, _shape_of(name, spec), REAL))
-    return tuple(out)
+    """Declared inputs (shapes, domains or their names; see derive.usercode.arguments.declared)."""
+    return tuple(_Input(name, shape, domain) for name, shape, domain in declared(inputs))
 
 
 def _parse_sizes(sizes: Any, ins: Sequence[_Input]) -> list[dict[str, int]]:
