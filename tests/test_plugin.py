@@ -63,3 +63,41 @@ def test_other_toml_files_are_ignored(pytester: pytest.Pytester) -> None:
     pytester.makefile(".toml", pyproject_like="[tool.x]\na = 1\n")
     result = pytester.runpytest_subprocess()
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+XDIST_TESTS = '''
+import torch
+
+import derive
+
+
+class Softmax(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z):
+        p = torch.softmax(z, -1)
+        ctx.save_for_backward(p)
+        return p
+
+    @staticmethod
+    def backward(ctx, g):
+        (p,) = ctx.saved_tensors
+        return p * (g - (g * p).sum(-1, keepdim=True))
+
+
+def test_backward_in_float32():
+    derive.assert_backward(Softmax, "softmax_jacobian", sizes={"n": 16}, samples=50, dtype="float32")
+
+
+def test_autograd_function_with_example_args():
+    derive.assert_autograd_function(Softmax, args=(torch.randn(8),), samples=20)
+'''
+
+
+def test_user_code_checks_and_spec_items_run_under_xdist(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    pytest.importorskip("torch")
+    pytester.makefile(".derive.toml", good=GOOD)
+    pytester.makepyfile(test_user=XDIST_TESTS)
+    result = pytester.runpytest_subprocess("-n", "2", "--derive-samples", "8")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*2 workers*"])
