@@ -117,23 +117,41 @@ def test_critical_points_need_a_polynomial() -> None:
         critical_points(sp.exp(x) + y**2, x, y)
 
 
-@pytest.mark.parametrize("name", ["himmelblau_hessian"])
+@pytest.mark.parametrize("name", ["himmelblau_hessian", "cross_entropy_hessian", "cross_entropy_hvp"])
 def test_derivation_matches_its_golden_file(name: str) -> None:
     assert matches_golden(name)
 
 
-def test_derive_check_lists_the_nine_critical_points_with_their_type() -> None:
-    import io
+# --- second order for every n: the gradient in index notation, then its Jacobian --------------
 
-    from derive.present.cli import main
+def test_cross_entropy_hessian_and_hvp_are_proved_for_every_n() -> None:
+    for name in ("cross_entropy_hessian", "cross_entropy_hvp"):
+        result = check(catalog.get(name), samples=8)
+        assert result.verdict == "proved", result.reason
+        assert result.symbolic_n.status == "proved", (name, result.symbolic_n)
 
-    out, err = io.StringIO(), io.StringIO()
-    assert main(["check", "himmelblau_critical_points", "--samples", "8"], out=out, err=err) == 0
-    text = out.getvalue()
-    assert "9 critical points: 4 minima, 1 maximum, 4 saddles" in text
-    lines = [line.strip() for line in text.splitlines() if " at (" in line]
-    assert len(lines) == 9
-    assert sum(line.startswith("minimum") for line in lines) == 4
-    assert sum(line.startswith("saddle") for line in lines) == 4
-    assert any(line.startswith("maximum at (-0.270845, -0.923039)") for line in lines)
-    assert any(line.startswith("minimum at (3.000000, 2.000000)") for line in lines)
+
+def test_the_hessian_derivation_ends_in_diag_p_minus_p_p_transposed_with_indices() -> None:
+    from derive.present.latex import render_tex
+    from derive.symbolic.explain import explain
+
+    text = render_tex(explain(catalog.get("cross_entropy_hessian")))
+    assert r"\mathrm{grad}_{i} &= p_{i} - t_{i}" in text  # the gradient, a one-hot row summed to 1
+    assert r"\frac{\partial \mathrm{grad}_{i}}{\partial z_{j}} &= \left(\delta_{ij} - p_{j}\right) p_{i}" in text
+    assert "for every size" in text and r"\begin{matrix}" not in text  # no explicit matrices
+    assert len(text) < 2000
+
+
+def test_gradient_formula_at_symbolic_sizes_is_derived_in_index_notation() -> None:
+    from derive.symbolic.every_n_proof import work
+    from derive.symbolic.second_order import indexed_gradient
+
+    (i,), entry = indexed_gradient(CROSS_ENTROPY, "z")
+    assert str(entry) == f"p[{i}] - t[{i}]"
+    lse = Identity("lse", variables=(Variable("z", ("n",)),),
+                   definitions=(Definition("f", lambda v: logsumexp(v.z)),),
+                   claims=(Claim(lambda v: softmax(v.z), wrt="z"),), sizes=({"n": 3},))
+    hessian = hessian_identity(lse, wrt="z", claim=lambda v: diag(softmax(v.z)) - outer(softmax(v.z), softmax(v.z)))
+    assert list(work(hessian))[-1].status == "proved"
+    wrong = hessian_identity(lse, wrt="z", claim=lambda v: diag(softmax(v.z)) + outer(softmax(v.z), softmax(v.z)))
+    assert list(work(wrong))[-1].status == "not proved"  # the proof alone, never fooled

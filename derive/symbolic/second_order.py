@@ -22,6 +22,8 @@ import numpy as np
 import sympy as sp
 
 from ..errors import SpecError, UnsupportedError
+from ..model.indexed import SymArray
+from ..model.ops import sum_
 from ..model.spec import Claim, Definition, Formula, Identity, Reference, Variable
 
 
@@ -36,14 +38,22 @@ def _forward_in_variables(identity: Identity, v: Any) -> Any:
 
 
 def gradient_formula(identity: Identity, wrt: str) -> Formula:
-    """A formula for d target / d wrt, differentiated by SymPy entry by entry (explicit sizes)."""
+    """A formula for d target / d wrt: at explicit sizes differentiated by SymPy entry by entry
+    from the forward written in the variables; at symbolic sizes (a SymArray) derived in index
+    notation over the identity's named intermediates (`indexed_gradient`)."""
+    cache: list[tuple[tuple[sp.Symbol, ...], sp.Expr]] = []
 
     def gradient(v: Any) -> Any:
-        target = _forward_in_variables(identity, v)
         entries = getattr(v, wrt)
+        if isinstance(entries, SymArray):
+            if not cache:
+                cache.append(indexed_gradient(identity, wrt))
+            index, entry = cache[0]
+            return SymArray(entries.shape, lambda *idx: entry.xreplace(dict(zip(index, idx))))
+        target = _forward_in_variables(identity, v)
         if not isinstance(entries, (np.ndarray, sp.Basic)):
             raise UnsupportedError(f"the gradient of {identity.name} is differentiated entry by entry; "
-                                   "at symbolic sizes it is not supported")
+                                   f"{type(entries).__name__} is not supported")
         if np.ndim(target) != 0:
             raise SpecError(f"{identity.name}: a Hessian needs a scalar target, "
                             f"{identity.target!r} has shape {np.shape(target)}")
@@ -55,6 +65,28 @@ def gradient_formula(identity: Identity, wrt: str) -> Formula:
         return out.item() if out.ndim == 0 else out
 
     return gradient
+
+
+def indexed_gradient(identity: Identity, wrt: str) -> tuple[tuple[sp.Symbol, ...], sp.Expr]:
+    """d target / d wrt[index] for every size, in index notation: (index, entry).
+
+    Derived over the identity's graph of named intermediates (the target's adjoint, as in the
+    proof for every n), then written in the intermediates and with the domains' equalities
+    (a one-hot row sums to 1), so the cross-entropy gradient reads p_i - t_i. That tidy form is
+    used only where the proof ladder shows it equal to the adjoint as derived."""
+    from .every_n import derive_indexed, fold
+    from .every_n_proof import _rows_to_one, _tidy, prove_indexed
+    from .indexed_graph import build_indexed
+
+    graph = build_indexed(dataclasses.replace(identity, claims=(Claim(lambda v: 0, wrt=wrt),)))
+    if graph.nodes[graph.target].shape:
+        raise SpecError(f"{identity.name}: a Hessian needs a scalar target, {identity.target!r} has "
+                        f"shape {graph.nodes[graph.target].shape}")
+    derived = derive_indexed(graph, display=False).derived[0]
+    tidy = _rows_to_one(_tidy(fold(derived, None, graph, display=False), graph), graph)
+    if tidy != derived and prove_indexed(tidy - derived, graph, simplify_ok=False)[0]:
+        derived = tidy
+    return graph.nodes[wrt].index, derived
 
 
 def _grad_reference(ref: Reference, position: int, label: str) -> Reference:
@@ -100,8 +132,10 @@ def hvp_identity(identity: Identity, *, wrt: str, claim: Formula, direction: str
     inner = f"{grad}_dot_{direction}"
 
     def contract(v: Any) -> Any:
-        return np.sum(np.asarray(getattr(v, grad), dtype=object) * np.asarray(getattr(v, direction),
-                                                                              dtype=object))
+        g, d = getattr(v, grad), getattr(v, direction)
+        if isinstance(g, SymArray):
+            return sum_(g * d)
+        return np.sum(np.asarray(g, dtype=object) * np.asarray(d, dtype=object))
 
     def reference(ref: Reference) -> Reference:
         g = _grad_reference(ref, position, "torch.func.grad").forward
