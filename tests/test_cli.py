@@ -79,6 +79,7 @@ def test_list_names_every_identity() -> None:
     code, out, _ = run("list")
     assert code == 0
     assert [line.split()[0] for line in out.splitlines()] == catalog.names()
+    assert "$" not in out and "\\" not in out and "σ(x) (1 - σ(x))" in out  # the math as terminal text
     code, out, _ = run("list", "--json")
     assert [i["name"] for i in json.loads(out)] == catalog.names()
 

@@ -23,7 +23,7 @@ from ..symbolic.explain import explain
 from ..run.loader import resolve
 from .latex import FORMATS, render_markdown, render_standalone, render_tex
 from ..model.spec import Identity
-from .terminal import elapsed, paint, use_color
+from .terminal import elapsed, paint, plain, use_color
 from ..model.verdict import PROVED, Report, Result, report_from_json
 
 EXIT_USAGE, EXIT_INTERNAL = 2, 4
@@ -254,7 +254,7 @@ def _list(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     width = max(len(i.name) for i in items)
     for i in items:
-        out.write(f"{i.name.ljust(width)}  {i.family:13s} {i.description}\n")
+        out.write(f"{i.name.ljust(width)}  {i.family:13s} {plain(i.description)}\n")
     return 0
 
 
