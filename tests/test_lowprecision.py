@@ -253,3 +253,17 @@ def test_check_gradient_in_float32_judges_the_formula_then_the_precision() -> No
     wrong = check_gradient(f, off, inputs={"x": ("n",)}, sizes={"n": 8}, samples=32, dtype=np.float32)
     assert wrong.verdict == "refuted" and wrong.counterexample["dtype"] == "float32", wrong.reason
     assert math.isclose(wrong.counterexample["mean_rel_error"], 1e-3, rel_tol=0.05)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the GPU path is not exercised here")
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_low_precisions_on_cuda(dtype: str) -> None:
+    right = check_backward(kernels.softmax(), "softmax_jacobian", sizes={"n": 256}, samples=1000, dtype=dtype,
+                           device="cuda")
+    assert right.verdict == "consistent", right.reason
+    lock = getattr(torch, dtype)
+    wrong = check_backward(kernels.softmax(1 + WRONG[dtype], lock=lock), "softmax_jacobian", sizes={"n": 256},
+                           samples=1000, dtype=dtype, device="cuda")
+    assert wrong.verdict == "refuted", wrong.reason
+    x = torch.randn(64, device="cuda", dtype=lock)
+    assert check_autograd_function(kernels.gelu(style="old"), args=(x,), samples=200).verdict == "consistent"
