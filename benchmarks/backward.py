@@ -248,12 +248,34 @@ def low_precision(samples: int, detect_samples: int) -> list[dict]:
     return rows
 
 
+def every_catalog_identity() -> None:
+    """check_backward takes every catalog identity whose forward has a torch form."""
+    from derive import catalog
+
+    bad = 0
+    for name in catalog.names():
+        identity = catalog.get(name)
+        if not identity.references:
+            print(f"  {name:34s} no torch reference")
+            continue
+        start = time.perf_counter()
+        result = check_backward(identity.references[0].forward, identity, samples=100)
+        bad += result.verdict != "consistent"
+        print(f"  {name:34s} {result.verdict:11s} {time.perf_counter() - start:5.2f}s")
+    print(f"{bad} not consistent")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="n = 16 and 256 only, fewer gradcheck inputs and "
                                                               "low-precision samples, no 1,000,000-sample run")
     parser.add_argument("--json", default="benchmarks/out/backward.json", help="where to write the figures")
+    parser.add_argument("--catalog", action="store_true", help="only: check_backward on every catalog identity "
+                                                               "with a torch reference (the reference as the function)")
     args = parser.parse_args()
+    if args.catalog:
+        every_catalog_identity()
+        return
     sizes = (16, 256) if args.quick else (16, 64, 256, 1024)
     rows = [measure(case, n, 1000, 1000 if args.quick else 10_000, args.quick, style)
             for case in CASES for n in sizes for style in ("new", "old")]

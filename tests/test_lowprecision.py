@@ -267,3 +267,15 @@ def test_low_precisions_on_cuda(dtype: str) -> None:
     assert wrong.verdict == "refuted", wrong.reason
     x = torch.randn(64, device="cuda", dtype=lock)
     assert check_autograd_function(kernels.gelu(style="old"), args=(x,), samples=200).verdict == "consistent"
+
+
+@pytest.mark.parametrize("name", [  # one of each kind (benchmarks/backward.py --catalog runs them all)
+    "softplus_derivative", "softmax_jacobian", "cross_entropy_gradient", "mlp_hidden_delta",  # scalar, vector, labels
+    "layer_norm_backward", "linear_layer_backward", "attention_backward",  # an upstream gradient G
+    "logdet_gradient", "inverse_jacobian", "himmelblau_hessian",  # no every-n form: the reference is the truth
+])
+def test_check_backward_takes_catalog_identities_of_every_kind(name: str) -> None:
+    identity = derive.catalog.get(name)
+    reference = identity.references[0].forward  # a callable whose backward is autograd's: consistent
+    result = check_backward(reference, identity, samples=20)
+    assert result.verdict == "consistent", result.reason
