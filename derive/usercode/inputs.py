@@ -15,7 +15,7 @@ from ..model.verdict import (
     Symbolic,
 )
 from ..numeric.tolerance import EPS
-from .arguments import declared
+from .arguments import declared, sizes_of
 
 DEFAULT_SAMPLES = 64
 COMPLEX_STEP = 1e-30
@@ -66,25 +66,7 @@ def _parse_inputs(inputs: Any) -> tuple[_Input, ...]:
 
 
 def _parse_sizes(sizes: Any, ins: Sequence[_Input]) -> list[dict[str, int]]:
-    if sizes is None:
-        sets = [{}]
-    elif isinstance(sizes, Mapping):
-        sets = [dict(sizes)]
-    elif isinstance(sizes, (list, tuple)) and sizes and all(isinstance(s, Mapping) for s in sizes):
-        sets = [dict(s) for s in sizes]
-    else:
-        raise SpecError(f"sizes must be a dict such as {{'n': 5}} or a list of them, got {sizes!r}")
-    needed = set().union(*(i.size_names for i in ins))
-    for s in sets:
-        missing = sorted(needed - set(s))
-        if missing:
-            example = ", ".join(f"{m!r}: 3" for m in missing)
-            raise SpecError(f"sizes {s} do not give {', '.join(missing)}; pass e.g. sizes={{{example}}}")
-        bad = {k: v for k, v in s.items()
-               if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= _MAX_SIZE}
-        if bad:
-            raise SpecError(f"sizes {bad} must be integers from 1 to {_MAX_SIZE}")
-    return sets
+    return sizes_of([(i.name, i.shape, i.domain) for i in ins], sizes)
 
 
 def _check_volume(ins: Sequence[_Input], sets: Sequence[dict[str, int]], samples: int) -> None:
