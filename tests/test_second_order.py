@@ -155,3 +155,17 @@ def test_gradient_formula_at_symbolic_sizes_is_derived_in_index_notation() -> No
     assert list(work(hessian))[-1].status == "proved"
     wrong = hessian_identity(lse, wrt="z", claim=lambda v: diag(softmax(v.z)) + outer(softmax(v.z), softmax(v.z)))
     assert list(work(wrong))[-1].status == "not proved"  # the proof alone, never fooled
+
+
+def test_the_gradient_is_not_rewritten_with_its_own_variable_s_domain() -> None:
+    # tr(A A) / 2 has the unconstrained gradient A^T; on a symmetric A that equals A, but the
+    # Hessian differentiates the gradient again, where A^T and A differ: it must stay A^T
+    from derive import SYMMETRIC
+    from derive.model.ops import sum_
+    from derive.symbolic.second_order import indexed_gradient
+
+    base = Identity("half_trace_square", variables=(Variable("A", ("n", "n"), SYMMETRIC),),
+                    definitions=(Definition("f", lambda v: sum_(v.A * v.A.T) / 2),),
+                    claims=(Claim(lambda v: v.f),), sizes=({"n": 2},))
+    (i, j), entry = indexed_gradient(base, "A")
+    assert str(entry) == f"A[{j}, {i}]"

@@ -83,8 +83,14 @@ def indexed_gradient(identity: Identity, wrt: str) -> tuple[tuple[sp.Symbol, ...
         raise SpecError(f"{identity.name}: a Hessian needs a scalar target, {identity.target!r} has "
                         f"shape {graph.nodes[graph.target].shape}")
     derived = derive_indexed(graph, display=False).derived[0]
-    tidy = _rows_to_one(_tidy(fold(derived, None, graph, display=False), graph), graph)
-    if tidy != derived and prove_indexed(tidy - derived, graph, simplify_ok=False)[0]:
+    # the gradient is differentiated again with respect to `wrt`, its entries independent: an
+    # equality that holds only on wrt's domain (a row summing to 1, A[i, j] = A[j, i]) must not
+    # be used to rewrite it, or the second derivative would change; other variables' may be
+    base = graph.nodes[wrt].symbol
+    other = dataclasses.replace(graph, rows_sum_to_one=tuple(r for r in graph.rows_sum_to_one if r[0] != base),
+                                symmetric=tuple(b for b in graph.symmetric if b != base))
+    tidy = _rows_to_one(_tidy(fold(derived, None, other, display=False), other), other)
+    if tidy != derived and prove_indexed(tidy - derived, other, simplify_ok=False)[0]:
         derived = tidy
     return graph.nodes[wrt].index, derived
 
