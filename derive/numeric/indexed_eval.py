@@ -159,8 +159,9 @@ class Evaluator:
         if isinstance(e, (sp.Max, sp.Min)):
             return k.ops["max" if isinstance(e, sp.Max) else "min"](*(ev(a) for a in e.args))
         name = FUNCTIONS.get(type(e))
-        if name is not None:
-            return k.ops[name](ev(e.args[0]))
+        if name is not None:  # atan2(y, x), polygamma(n, x): every argument, in order
+            args = e.args[:1] if isinstance(e, sp.Heaviside) else e.args
+            return k.ops[name](*(ev(a) for a in args))
         raise UnsupportedError(f"cannot evaluate {type(e).__name__} in an indexed expression")
 
     def forward(self, inputs: dict[str, Any], count: int, k: Kit) -> dict[str, Any]:

@@ -72,6 +72,39 @@ class DerivePrinter(LatexPrinter):
         out = r"\delta" + _subscript([self._print(a) for a in expr.args])
         return f"{out}^{{{exp}}}" if exp else out
 
+    def _bracket(self, expr: Any, left: str, right: str, exp: Any = None) -> str:
+        out = rf"\left{left}{self._print(expr.args[0])}\right{right}"
+        return f"{out}^{{{exp}}}" if exp else out
+
+    def _print_Floor(self, expr: Any, exp: Any = None) -> str:  # derive.ops.floor
+        return self._bracket(expr, r"\lfloor ", r"\rfloor", exp)
+
+    def _print_Ceil(self, expr: Any, exp: Any = None) -> str:
+        return self._bracket(expr, r"\lceil ", r"\rceil", exp)
+
+    def _print_Round(self, expr: Any, exp: Any = None) -> str:  # nearest integer
+        return self._bracket(expr, r"\lfloor ", r"\rceil", exp)
+
+    def _print_Trunc(self, expr: Any, exp: Any = None) -> str:
+        return rf"\operatorname{{trunc}}{self._bracket(expr, '(', ')', exp)}"
+
+    def _print_Sign(self, expr: Any, exp: Any = None) -> str:
+        return rf"\operatorname{{sgn}}{self._bracket(expr, '(', ')', exp)}"
+
+    def _print_loggamma(self, expr: Any, exp: Any = None) -> str:  # lgamma
+        out = rf"\ln\Gamma\left({self._print(expr.args[0])}\right)"
+        return rf"\left({out}\right)^{{{exp}}}" if exp else out
+
+    def _print_polygamma(self, expr: Any, exp: Any = None) -> str:  # digamma, polygamma
+        n, x = expr.args
+        head = r"\psi" if n == 0 else rf"\psi^{{({self._print(n)})}}"
+        out = rf"{head}\left({self._print(x)}\right)"
+        return rf"\left({out}\right)^{{{exp}}}" if exp else out
+
+    def _print_atan2(self, expr: Any, exp: Any = None) -> str:
+        out = rf"\operatorname{{atan2}}\left({self._print(expr.args[0])}, {self._print(expr.args[1])}\right)"
+        return f"{out}^{{{exp}}}" if exp else out
+
     def _print_Function(self, expr: Any, exp: Any = None) -> str:
         if expr.func.__name__ == "sigma":
             out = rf"\sigma\left({self._print(expr.args[0])}\right)"

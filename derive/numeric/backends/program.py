@@ -95,6 +95,9 @@ def _lower(e: Any, index: dict[sp.Symbol, Op]) -> Op:
         return ("piecewise", *pieces)
     if isinstance(e, Shift):
         return ("fn", "shift", *(_lower(a, index) for a in e.args))
+    if isinstance(e, Guard):
+        a, cond, safe = e.args
+        return ("piecewise", (_lower(a, index), _lower_cond(cond, index)), (_lower(safe, index), ("true",)))
     name = FUNCTIONS.get(type(e))
     if name is not None:
         if isinstance(e, sp.Heaviside):
@@ -258,10 +261,56 @@ def fold_constants(e: sp.Expr) -> sp.Expr:
                      and not x.free_symbols and not x.has(sp.Indexed), fold)
 
 
+class Guard(sp.Function):
+    """Guard(a, cond, safe): a where cond holds, else safe (evaluation only). Inside a piece of a
+    Piecewise, the argument of log, sqrt, acos... is guarded by the piece's condition, so the
+    piece's value where it is not selected is finite: torch's autograd multiplies the zero
+    gradient of an unselected piece by that value, and 0 * nan would poison the gradient
+    (the classic nan gradient of where(x > 0, sqrt(x), 0))."""
+
+
+_SAFE: dict[type, sp.Expr] = {sp.log: sp.S.One, sp.acos: sp.S.Zero, sp.asin: sp.S.Zero,
+                              sp.atanh: sp.S.Zero, sp.acosh: sp.Integer(2), sp.erfinv: sp.S.Zero,
+                              sp.loggamma: sp.S.One, Log1p: sp.S.Zero}
+
+
+def _guarded(value: sp.Expr, cond: Any) -> sp.Expr:
+    def guard(x: sp.Expr) -> sp.Expr:
+        if isinstance(x, sp.Pow):
+            return sp.Pow(Guard(x.base, cond, sp.S.One), x.exp)
+        if isinstance(x, sp.polygamma):
+            return sp.polygamma(x.args[0], Guard(x.args[1], cond, sp.S.One))
+        return x.func(Guard(x.args[0], cond, _SAFE[type(x)]))
+
+    def risky(x: Any) -> bool:
+        if isinstance(x, sp.Pow):
+            return not x.exp.is_integer and bool(x.base.free_symbols)
+        if isinstance(x, sp.polygamma):
+            return bool(x.args[1].free_symbols)
+        return type(x) in _SAFE and bool(x.args[0].free_symbols)
+
+    return value.replace(risky, guard)
+
+
+def guard_pieces(e: sp.Expr) -> sp.Expr:
+    """Every Piecewise piece's domain-restricted arguments guarded by the piece's condition."""
+    def rewrite(pw: sp.Piecewise) -> sp.Expr:
+        pieces, before = [], []
+        for value, cond in pw.args:
+            holds = cond if not before else sp.And(cond, *(sp.Not(b) for b in before))
+            pieces.append((value if holds is sp.true else _guarded(value, holds), cond))
+            before.append(cond)
+        return sp.Piecewise(*pieces, evaluate=False)
+
+    if not e.has(sp.Piecewise):
+        return e
+    return e.replace(lambda x: isinstance(x, sp.Piecewise), rewrite)
+
+
 def compile_program(exprs: Sequence[Any], inputs: Sequence[sp.Symbol]) -> Program:
     """Common subexpressions eliminated once; each expression lowered to operation tuples."""
     index: dict[sp.Symbol, Op] = {s: ("in", i) for i, s in enumerate(inputs)}
-    exprs = [accurate(stabilise(fold_constants(sp.sympify(e)))) for e in exprs]
+    exprs = [guard_pieces(accurate(stabilise(fold_constants(sp.sympify(e))))) for e in exprs]
     replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_t"), order="none")
     temps = []
     for j, (sym, e) in enumerate(replacements):
