@@ -246,8 +246,9 @@ class Symmetric(Domain):
 
 
 @dataclass(frozen=True, kw_only=True)
-class SPD(Domain):
-    """Symmetric positive definite matrices, eigenvalues in [low, high] (well conditioned).
+class SPD(Symmetric):
+    """Symmetric positive definite matrices, eigenvalues in [low, high] (well conditioned); a
+    `Symmetric` domain (its proofs use A[j, i] = A[i, j]).
 
     Derivatives follow `Symmetric`'s convention: the unconstrained gradient (independent
     entries) at a symmetric point, with the proof using A[j, i] = A[i, j]; so d log det X / dX
@@ -265,13 +266,6 @@ class SPD(Domain):
         eig = rng.uniform(self.low, self.high, size=shape[:-1])
         x = (q * eig[..., None, :]) @ np.swapaxes(q, -1, -2)
         return (x + np.swapaxes(x, -1, -2)) / 2  # exactly symmetric
-
-    def constraints(self, symbols: np.ndarray) -> dict[sp.Symbol, sp.Expr]:
-        return _symmetric_pairs(symbols)
-
-    @property
-    def symmetric(self) -> bool:
-        return True
 
 
 @dataclass(frozen=True, kw_only=True)

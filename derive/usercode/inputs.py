@@ -50,16 +50,6 @@ class _Input:
         return names | ({classes} if isinstance(classes, str) else set())
 
 
-def _shape_of(name: str, spec: Any) -> tuple[str | int, ...]:
-    shape = (spec,) if isinstance(spec, (str, int)) else spec
-    if not isinstance(shape, (tuple, list)) or not all(
-            (isinstance(a, int) and not isinstance(a, bool) and a >= 1) or (isinstance(a, str) and a.isidentifier())
-            for a in shape):
-        raise SpecError(f"input {name!r}: shape {spec!r} is not valid; give a tuple of size names "
-                        "or positive integers, e.g. ('n',) or (3, 'k')")
-    return tuple(shape)
-
-
 def _parse_inputs(inputs: Any) -> tuple[_Input, ...]:
     """Declared inputs (shapes, domains or their names; see derive.usercode.arguments.declared)."""
     return tuple(_Input(name, shape, domain) for name, shape, domain in declared(inputs))
