@@ -1,7 +1,8 @@
 """Fuzzing the spec-file parser and the checker with generated expressions.
 
-An expression tree over x and y (+ - * /, small integer powers, exp log sin cos tanh sigmoid
-sqrt, with log, sqrt, divisors and negative powers only on positive subtrees) is rendered
+An expression tree over x and y (+ - * /, small integer powers, exp sin cos tanh sigmoid sinh
+cosh atan asinh erf softplus silu expm1, the piecewise leaky_relu, elu and floor, and log sqrt
+log1p rsqrt lgamma, divisors and negative powers only on positive subtrees) is rendered
 as spec-file text; its derivative d/dx is computed here by our own forward-mode rules on the
 tree (not by SymPy, not from the text) and rendered as the correct claim; a wrong claim adds
 1e-3 (1 + d^2) to it, a relative error of at least 1e-3 everywhere. The checker must then
@@ -57,8 +58,9 @@ class E:
     value: Fraction = Fraction(0)  # the constant, or the exponent of 'pow'
 
 
-UNARY = ("exp", "sin", "cos", "tanh", "sigmoid")
-POSITIVE_ONLY = ("log", "sqrt")
+UNARY = ("exp", "sin", "cos", "tanh", "sigmoid", "sinh", "cosh", "atan", "asinh", "erf", "softplus", "silu",
+         "expm1", "leaky_relu", "elu", "floor")
+POSITIVE_ONLY = ("log", "sqrt", "log1p", "rsqrt", "lgamma")
 
 constants = st.sampled_from([Fraction(n, d) for n in range(-3, 4) for d in (1, 2, 4) if n or d == 1]).map(
     lambda c: E("c", value=c))
@@ -115,7 +117,7 @@ def d(e: E, var: str = "x") -> E:
     a = e.args
     if e.op in ("x", "y"):
         return ONE if e.op == var else ZERO
-    if e.op == "c":
+    if e.op in ("c", "pi"):
         return ZERO
     if e.op in "+-":
         da, db = d(a[0], var), d(a[1], var)
@@ -137,6 +139,21 @@ def d(e: E, var: str = "x") -> E:
         "sigmoid": lambda u: E("*", (E("sigmoid", (u,)), E("-", (ONE, E("sigmoid", (u,)))))),
         "log": lambda u: E("/", (ONE, u)),
         "sqrt": lambda u: E("/", (ONE, E("*", (_c(2), E("sqrt", (u,)))))),
+        "sinh": lambda u: E("cosh", (u,)),
+        "cosh": lambda u: E("sinh", (u,)),
+        "atan": lambda u: E("/", (ONE, E("+", (ONE, E("pow", (u,), Fraction(2)))))),
+        "asinh": lambda u: E("/", (ONE, E("sqrt", (E("+", (ONE, E("pow", (u,), Fraction(2)))),)))),
+        "erf": lambda u: E("*", (E("/", (_c(2), E("sqrt", (E("pi"),)))),
+                                 E("exp", (E("-", (ZERO, E("pow", (u,), Fraction(2)))),)))),
+        "softplus": lambda u: E("sigmoid", (u,)),
+        "silu": lambda u: E("*", (E("sigmoid", (u,)), E("+", (ONE, E("*", (u, E("-", (ONE, E("sigmoid", (u,)))))))))),
+        "expm1": lambda u: E("exp", (u,)),
+        "leaky_relu": lambda u: E("where", (u, ONE, _c(Fraction(1, 5)))),
+        "elu": lambda u: E("where", (u, ONE, E("exp", (u,)))),
+        "floor": lambda u: ZERO,
+        "log1p": lambda u: E("/", (ONE, E("+", (ONE, u)))),
+        "rsqrt": lambda u: E("*", (_c(Fraction(-1, 2)), E("pow", (u,), Fraction(-3, 2)))),
+        "lgamma": lambda u: E("digamma", (u,)),
     }[e.op](a[0])
     return _mul(outer, inner)
 
@@ -144,8 +161,13 @@ def d(e: E, var: str = "x") -> E:
 def render(e: E, style: int = 0) -> str:
     """Spec-file formula text; `style` varies spacing, parentheses and how constants are written."""
     sp = " " if style % 2 else ""
-    if e.op in ("x", "y"):
+    if e.op in ("x", "y", "pi"):
         return e.op
+    if e.op == "where":  # where(u > 0, a, b)
+        u, a, b = (render(c, style) for c in e.args)
+        return f"where({u}{sp}>{sp}0, {a}, {b})"
+    if e.op == "leaky_relu":
+        return f"leaky_relu({render(e.args[0], style)}, 0.2)"
     if e.op == "c":
         v = e.value
         if v.denominator == 1:
@@ -173,7 +195,16 @@ def mp_value(e: E, x: mpmath.mpf, y: mpmath.mpf) -> mpmath.mpf:
         "pow": lambda: a[0] ** (mpmath.mpf(e.value.numerator) / e.value.denominator),
         "exp": lambda: mpmath.exp(a[0]), "sin": lambda: mpmath.sin(a[0]), "cos": lambda: mpmath.cos(a[0]),
         "tanh": lambda: mpmath.tanh(a[0]), "sigmoid": lambda: 1 / (1 + mpmath.exp(-a[0])),
-        "log": lambda: mpmath.log(a[0]), "sqrt": lambda: mpmath.sqrt(a[0]),
+        "log": lambda: mpmath.log(a[0]), "sqrt": lambda: mpmath.sqrt(a[0]), "pi": lambda: +mpmath.pi,
+        "sinh": lambda: mpmath.sinh(a[0]), "cosh": lambda: mpmath.cosh(a[0]), "atan": lambda: mpmath.atan(a[0]),
+        "asinh": lambda: mpmath.asinh(a[0]), "erf": lambda: mpmath.erf(a[0]),
+        "softplus": lambda: mpmath.log(1 + mpmath.exp(a[0])), "silu": lambda: a[0] / (1 + mpmath.exp(-a[0])),
+        "expm1": lambda: mpmath.expm1(a[0]), "floor": lambda: mpmath.floor(a[0]),
+        "leaky_relu": lambda: a[0] if a[0] > 0 else a[0] / 5,
+        "elu": lambda: a[0] if a[0] > 0 else mpmath.expm1(a[0]),
+        "where": lambda: a[1] if a[0] > 0 else a[2],
+        "log1p": lambda: mpmath.log1p(a[0]), "rsqrt": lambda: 1 / mpmath.sqrt(a[0]),
+        "lgamma": lambda: mpmath.log(abs(mpmath.gamma(a[0]))), "digamma": lambda: mpmath.digamma(a[0]),
     }
     return table[e.op]()
 
