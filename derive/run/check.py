@@ -25,12 +25,13 @@ from ..numeric.tolerance import TOLERANCES
 from ..numeric.compiled import Compiled, compile_graph
 from ..numeric.judge import Inaccuracy, NumericOutcome, run_numeric
 from ..numeric.truths import HP_DIGITS
+from ..numeric.stability.measure import DEFAULT_DTYPES as STABILITY_DTYPES, parse_dtypes
 from .pool import run_tasks
 from ..symbolic.proof import Proof, prove_claim
 from ..model.spec import Identity
 from ..symbolic.graph import Derivation, Graph, build, derive
 from ..model.verdict import (CONSISTENT, INCONCLUSIVE, PROVED, REFUTED, Numeric, Report, Result,
-    SizeResult, Symbolic, merge_numeric, worst)
+    SizeResult, Symbolic, merge_numeric, worst, Stability)
 
 DEFAULT_SAMPLES = 64
 DEFAULT_TIMEOUT = 60.0
@@ -261,9 +262,12 @@ def _numeric_summary(numeric: NumericOutcome, samples: int) -> tuple[Numeric, ..
 
 
 def check(identity: Identity, *, backend: str | Iterable[str] = "all", samples: int = DEFAULT_SAMPLES,
-          seed: int = 0, timeout: float = DEFAULT_TIMEOUT, device: str = "cpu") -> Result:
+          seed: int = 0, timeout: float = DEFAULT_TIMEOUT, device: str = "cpu",
+          stability: str | Iterable[str] | None = STABILITY_DTYPES) -> Result:
     """Check one identity at every declared size and return its verdict (raises nothing for
-    a wrong claim; raises SpecError for a malformed identity or option)."""
+    a wrong claim; raises SpecError for a malformed identity or option). `stability`: the
+    dtypes in which each formula's bits lost are measured (`Result.stability`; None: not)."""
+    dtypes = parse_dtypes(stability)
     if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
         raise SpecError(f"samples must be a positive integer, got {samples!r}")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
@@ -293,9 +297,24 @@ def check(identity: Identity, *, backend: str | Iterable[str] = "all", samples: 
                         tuple(dict.fromkeys(k for r in per_size for k in r.symbolic.kinks)),
                         decisive.symbolic.detail)
     every_n = _collect_for_all_n(for_all_n, proved_here=status == "proved", timeout=every_n_budget(timeout))
+    stable = _stability(identity, dtypes, seed=seed, timeout=timeout)
     return Result(identity.name, verdict, symbolic, merge_numeric(per_size),
                   round(time.perf_counter() - start, 4), per_size, decisive.reason,
-                  decisive.counterexample, identity.family, every_n)
+                  decisive.counterexample, identity.family, every_n, stability=stable)
+
+
+def _stability(identity: Identity, dtypes: tuple[str, ...], *, seed: int, timeout: float) -> tuple[Stability, ...]:
+    """The formulas that lose more than half their dtype's bits (derive.numeric.stability),
+    measured in a bounded worker: () when none do, when not asked, or when it did not finish."""
+    if not dtypes:
+        return ()
+    from ..numeric.stability import analyse
+
+    work = lambda: iter([analyse(identity, dtypes=dtypes, seed=seed).entries()])  # noqa: E731
+    for msg in run_bounded(work, timeout=timeout):
+        if msg.kind == "item":
+            return msg.value
+    return ()
 
 
 def _collect_for_all_n(worker: Bounded | None, *, proved_here: bool, timeout: float) -> Symbolic:

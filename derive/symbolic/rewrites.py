@@ -432,20 +432,30 @@ def _m_log_one_minus_sigmoid(e: sp.Expr) -> Matched | None:
     return None
 
 
-def _fraction_of_exps(e: sp.Expr) -> tuple[tuple[sp.Expr, ...], tuple[sp.Expr, ...], tuple[sp.Expr, ...]] | None:
-    """(a,), (b_1..b_n), other factors when e = exp(a) / sum_k exp(b_k) * others, a among b."""
+def _fraction_of_exps(e: sp.Expr, power: int = 1) -> tuple[tuple[sp.Expr, ...], tuple[sp.Expr, ...], tuple[sp.Expr, ...]] | None:
+    """(a,), (b_1..b_n), other factors when e = exp(a)^c / (sum_k exp(b_k))^c * others, a
+    among b (c = `power`; SymPy writes exp(a)^2 as exp(2 a))."""
     if not isinstance(e, sp.Mul):
         return None
     factors = list(e.args)
     for den in factors:
-        if isinstance(den, sp.Pow) and den.exp == -1:
+        if isinstance(den, sp.Pow) and den.exp == -power:
             b = _exp_sum(den.base)
             if b is None:
                 continue
             for num in factors:
-                if _is_exp(num) and num.args[0] in b:
+                if _is_exp(num) and num.args[0] / power in b:
                     rest = [f for f in factors if f is not num and f is not den]
-                    return (num.args[0],), b, tuple(rest)
+                    return (num.args[0] / power,), b, tuple(rest)
+    return None
+
+
+def _m_softmax_power(e: sp.Expr) -> Matched | None:
+    for c in (2, 3):
+        found = _fraction_of_exps(e, c)
+        if found is not None and len(found[1]) >= 2:
+            (a,), b, rest = found
+            return Matched((sp.Integer(c), a, *b), rest)
     return None
 
 
@@ -526,12 +536,14 @@ def _m_expm1(e: sp.Expr) -> Matched | None:
     return None
 
 
-def _m_hypot(e: sp.Expr) -> Matched | None:
-    if isinstance(e, sp.Pow) and e.exp == sp.S.Half and isinstance(e.base, sp.Add) and len(e.base.args) == 2:
-        a, b = e.base.args
-        if all(isinstance(t, sp.Pow) and t.exp == 2 for t in (a, b)):
-            return Matched((a.base, b.base))
-    return None
+def _m_hypot(power: sp.Expr) -> Callable[[sp.Expr], Matched | None]:
+    def match(e: sp.Expr) -> Matched | None:
+        if isinstance(e, sp.Pow) and e.exp == power and isinstance(e.base, sp.Add) and len(e.base.args) == 2:
+            a, b = e.base.args
+            if all(isinstance(t, sp.Pow) and t.exp == 2 for t in (a, b)):
+                return Matched((a.base, b.base))
+        return None
+    return match
 
 
 def _m_squares(e: sp.Expr) -> Matched | None:
@@ -578,13 +590,18 @@ RULES: tuple[Rule, ...] = (
          ("log_softmax",)),
     Rule("softmax", "exp(z) / sum(exp(z))", "softmax(z) (shifted by max z)",
          _softmax_lhs, _softmax_rhs, _m_softmax, ("softmax", "sigmoid")),
+    Rule("softmax_power", "exp(z)**c / sum(exp(z))**c", "softmax(z)**c",
+         lambda c, a, *b: _softmax_lhs(a, *b) ** c, lambda c, a, *b: _softmax_rhs(a, *b) ** c,
+         _m_softmax_power, ("softmax", "sigmoid")),
     Rule("logsumexp", "log(sum(exp(z)))", "logsumexp(z) (shifted by max z)",
          lambda *b: sp.log(sp.Add(*(sp.exp(x) for x in b))), _logsumexp_rhs, _m_logsumexp,
          ("logsumexp", "logaddexp")),
     Rule("sigmoid", "exp(x) / (1 + exp(x))", "sigmoid(x)",
          lambda u: sp.exp(u) / (1 + sp.exp(u)), lambda u: sigmoid(u), _m_logistic, ("sigmoid",)),
     Rule("hypot", "sqrt(x**2 + y**2)", "hypot(x, y)",
-         lambda a, b: sp.sqrt(a**2 + b**2), lambda a, b: hypot(a, b), _m_hypot, ("hypot",)),
+         lambda a, b: sp.sqrt(a**2 + b**2), lambda a, b: hypot(a, b), _m_hypot(sp.S.Half), ("hypot",)),
+    Rule("inverse_hypot", "1/sqrt(x**2 + y**2)", "1/hypot(x, y)",
+         lambda a, b: 1 / sp.sqrt(a**2 + b**2), lambda a, b: 1 / hypot(a, b), _m_hypot(-sp.S.Half), ("hypot",)),
     Rule("log1p", "log(1 + x)", "log1p(x)",
          lambda u: sp.log(1 + u), lambda u: log1p(u), _m_log1p, ("log1p",)),
     Rule("expm1", "exp(x) - 1", "expm1(x)",
@@ -615,13 +632,16 @@ _RULE_GRAPH = Graph("rewrite rule", {}, {}, "", ())
 
 
 @lru_cache(maxsize=None)
-def rule_proof(name: str, arity: int) -> tuple[bool, tuple[str, ...]]:
+def rule_proof(name: str, arity: int, power: int = 1) -> tuple[bool, tuple[str, ...]]:
     """The rule `name` with `arity` arguments proved on fresh real symbols by the proof ladder:
     (proved, the rungs that closed it). Cached: each rule is proved once per process."""
     rule = next(r for r in RULES if r.name == name)
     syms = _symbols(arity)
     if name == "softmax" or name == "log_softmax":  # the entry is one of the row's arguments
         lhs, rhs = rule.lhs(syms[1], *syms[1:]), rule.rhs(syms[1], *syms[1:])
+    elif name == "softmax_power":  # (c, entry, *row): proved for c = 2 and c = 3 separately
+        c = sp.Integer(power)
+        lhs, rhs = rule.lhs(c, syms[2], *syms[2:]), rule.rhs(c, syms[2], *syms[2:])
     else:
         lhs, rhs = rule.lhs(*syms), rule.rhs(*syms)
     proof = prove_zero(unmark(lhs - rhs), _RULE_GRAPH)
@@ -723,7 +743,8 @@ def prove_rewrite(original: sp.Expr, rewritten: sp.Expr, steps: list[Applied]) -
     replay = original
     for step in steps:
         rule = next(r for r in RULES if r.name == step.rule)
-        ok, how = rule_proof(step.rule, _schema_arity(step))
+        power = int(step.args[0]) if step.rule == "softmax_power" else 1
+        ok, how = rule_proof(step.rule, _schema_arity(step), power)
         lhs = rule.lhs(*step.args)
         instance = (sp.Add(lhs, *step.rest) if isinstance(step.node, sp.Add) else sp.Mul(lhs, *step.rest)
                     ) if step.rest else lhs
@@ -781,6 +802,14 @@ class FormulaPrinter(StrPrinter):
             lead = found[1] if found else ()
             return f"{e.op}({found[0] if found else vec})[{', '.join(map(str, (*lead, pos)))}]"
         return f"{e.op}({', '.join(self._print(a) for a in e.args)})"
+
+    def _print_Add(self, e: sp.Add, order: Any = None) -> str:
+        """Positive terms first: softplus(z) - y*z, not -y*z + softplus(z)."""
+        terms = sorted(e.args, key=lambda t: (t.could_extract_minus_sign(), sp.default_sort_key(t)))
+        out = self._print(terms[0])
+        for t in terms[1:]:
+            out += f" - {self.parenthesize(-t, 40)}" if t.could_extract_minus_sign() else f" + {self._print(t)}"
+        return out
 
     def _print_Symbol(self, e: sp.Symbol) -> str:
         return e.name.replace(",", ", ") if "[" in e.name else e.name

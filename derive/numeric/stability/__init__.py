@@ -2,7 +2,7 @@
 why, and a rewrite proved equal that does not (see `analysis`)."""
 
 from .analysis import EXPONENTS, Analysis, FormulaResult, Outcome, Rewrite, analyse
-from .measure import DEFAULT_DTYPES, DTYPES, DtypeInfo, bits_lost
+from .measure import DEFAULT_DTYPES, DTYPES, DtypeInfo, bits_lost, parse_dtypes
 
 __all__ = ["analyse", "Analysis", "FormulaResult", "Outcome", "Rewrite", "EXPONENTS", "DEFAULT_DTYPES",
-           "DTYPES", "DtypeInfo", "bits_lost"]
+           "DTYPES", "DtypeInfo", "bits_lost", "parse_dtypes"]

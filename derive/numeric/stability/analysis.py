@@ -366,7 +366,10 @@ class _Evaluator:
                 truth = _exact_of(self.formulas[i], exact)[r]
                 first[(i, info.name)] = (c[sel], truth, rep[sel], r)
                 zero = np.zeros_like(truth)
-                plain = bits_lost(c[sel], rounded(truth, info), info, zero)
+                ex = rounded(truth, info)
+                with np.errstate(invalid="ignore"):
+                    norm = np.max(np.where(np.isfinite(ex), np.abs(ex), 0.0), axis=1, keepdims=True)
+                plain = bits_lost(c[sel], ex, info, zero, norm)
                 need[r[np.nanmax(np.where(np.isfinite(plain), plain, 0.0), axis=1, initial=0.0) > 0.5]] = True
         allow = np.zeros((len(columns), len(outs)))
         if need.any():
@@ -426,7 +429,9 @@ def _measure(computed: np.ndarray, exact: np.ndarray, allow: np.ndarray, info: D
     if not computed.shape[1]:
         zeros = np.zeros(count, dtype=bool)
         return _Measured(np.full(count, np.nan), zeros, zeros, computed)
-    bits = np.where(valid, bits_lost(computed, ex, info, allow * info.unit_roundoff), -1.0)
+    with np.errstate(invalid="ignore"):
+        norm = np.max(np.where(valid, np.abs(ex), 0.0), axis=1, keepdims=True)
+    bits = np.where(valid, bits_lost(computed, ex, info, allow * info.unit_roundoff, norm), -1.0)
     point_valid = valid.any(axis=1)
     worst = np.where(point_valid, bits.max(axis=1), np.nan)
     nonfinite = (~np.isfinite(computed) & valid).any(axis=1)
@@ -474,10 +479,15 @@ class _Segment:
 
 
 def _segments(info: DtypeInfo, m: _Measured, pts: Points) -> list[_Segment]:
-    """Per sign, the magnitudes where more than half the bits are lost, as intervals."""
+    """The magnitudes where more than half the bits are lost, as intervals: per sign for one
+    scalar swept (z > a, z < -b); otherwise over every direction and sign at once (the sweep
+    scales a vector whose entries have both signs), where a magnitude counts as soon as one
+    direction fails at it."""
     out = []
-    for sign in (1, -1):
-        rays = [k for k, r in enumerate(pts.rays) if r.sign == sign]
+    groups = [(1, [k for k, r in enumerate(pts.rays) if r.sign == 1]),
+              (-1, [k for k, r in enumerate(pts.rays) if r.sign == -1])] if pts.scalar else \
+        [(0, list(range(len(pts.rays))))]
+    for sign, rays in groups:
         if not rays:
             continue
         on = np.isin(pts.ray, rays) & m.valid
@@ -496,14 +506,16 @@ def _segments(info: DtypeInfo, m: _Measured, pts: Points) -> list[_Segment]:
             idx = np.array([p for k in run for p in rows[k] if m.bits[p] > info.half], dtype=int)
             nf = [k for k in run if m.nonfinite[rows[k]].any()]
             seg = _Segment(sign, None if i == 0 else float(mags[i]), None if j == len(mags) - 1 else float(mags[j]),
-                           float(mags[nf[0]]) if nf else None,
-                           _kind(m.computed[idx][~np.isfinite(m.computed[idx])]) if nf else "",
+                           None, _kind(m.computed[idx][~np.isfinite(m.computed[idx])]) if nf else "",
                            float(np.max(m.bits[idx])), idx,
                            None if i == 0 else float(mags[i - 1]), None if j == len(mags) - 1 else float(mags[j + 1]))
-            if nf:
-                pos = nf[0]
-                seg.nonfinite_below = float(mags[pos - 1]) if pos > 0 else None
-                seg.rays["nonfinite_from"] = sorted({int(pts.ray[p]) for p in rows[pos] if m.nonfinite[p]})
+            if nf and nf[-1] == j:  # inf or nan from some magnitude to the top of the run
+                start = min(k for k in run if all(q in nf for q in range(k, j + 1)))
+                seg.nonfinite_from = float(mags[start])
+                seg.nonfinite_below = float(mags[start - 1]) if start > 0 else None
+                seg.rays["nonfinite_from"] = sorted({int(pts.ray[p]) for p in rows[start] if m.nonfinite[p]})
+            elif nf:
+                seg.nonfinite_upto = float(mags[max(nf)])  # type: ignore[attr-defined]
             seg.rays["low"] = sorted({int(pts.ray[p]) for p in rows[i] if m.bits[p] > info.half})
             seg.rays["high"] = sorted({int(pts.ray[p]) for p in rows[j] if m.bits[p] > info.half})
             out.append(seg)
@@ -545,18 +557,18 @@ def _refine(ev: _Evaluator, found: list[tuple[int, DtypeInfo, list[_Segment]]], 
                 hit = bool(m.nonfinite[j]) if attr == "nonfinite_from" else (not bad if attr == "high" else bad)
                 state[k][1 if hit else 0] = mids[k]
     for (i, info, seg, attr, _), (lo, hi) in zip(tasks, state):
-        setattr(seg, attr, lo if attr == "high" else hi)
+        setattr(seg, attr, math.sqrt(lo * hi))  # the edge, to the bracket's width (0.1% or so)
 
 
 def _cond(pts: Points, sign: int, op: str, value: float) -> str:
-    if pts.scalar and sign < 0:
+    if sign < 0:
         return f"{pts.label} {'<' if op == '>' else '>'} {_fmt(-value)}"
     return f"{pts.label} {op} {_fmt(value)}"
 
 
 def _describe(seg: _Segment, pts: Points, info: DtypeInfo) -> str:
     if seg.low is None and seg.high is None:
-        where = f"every {pts.label} swept" if not pts.scalar else \
+        where = f"every {pts.label} swept" if not seg.sign else \
             f"every {'positive' if seg.sign > 0 else 'negative'} {pts.label}"
     elif seg.high is None:
         where = _cond(pts, seg.sign, ">", seg.low)  # type: ignore[arg-type]
@@ -571,11 +583,18 @@ def _describe(seg: _Segment, pts: Points, info: DtypeInfo) -> str:
             f"up to {seg.worst:.0f} of {info.precision} bits lost for {where}")
     if seg.nonfinite_from is not None:
         return f"{lost}, {seg.kind} for {_cond(pts, seg.sign, '>', seg.nonfinite_from)}"
+    upto = getattr(seg, "nonfinite_upto", None)
+    if upto is not None:
+        return f"{lost}, {seg.kind} for {_cond(pts, seg.sign, '<', upto)}" if seg.low is None else \
+            f"{lost}, {seg.kind} at some"
     return lost
 
 
 def _region(segments: list[_Segment], pts: Points, info: DtypeInfo, m: _Measured) -> str:
-    parts = list(dict.fromkeys(_describe(s, pts, info) for s in segments))
+    """Where: the segments of each sign (the first one only for a multi-variable sweep, whose
+    later gaps are only directions cut off where float64 overflows)."""
+    kept = [s for s in segments if s.sign != 0] + [s for s in segments if s.sign == 0][:1]
+    parts = list(dict.fromkeys(_describe(s, pts, info) for s in kept))
     bad = int(np.sum((pts.ray < 0) & m.valid & (np.nan_to_num(m.bits) > info.half)))
     if bad:
         parts.insert(0, f"at {bad} of {int(np.sum(pts.ray < 0))} in-domain samples")
@@ -656,7 +675,7 @@ def _analyse(identity: Identity, infos: list[DtypeInfo], *, seed: int, samples: 
     return Analysis(identity.name, sizes, names, pts.label, results, [])
 
 
-BISECTIONS = 7
+BISECTIONS = 9
 
 
 def _until_overflow(ev: _Evaluator, pts: Points) -> Points:
@@ -963,7 +982,8 @@ def _autograd_rewrite(ev: _Evaluator, fr: FormulaResult, pts: Points, exact: dic
         m = _measure(computed, truth, allow, info, _representable(pts.columns, info))
         o = _summarise(info, m, pts)
         worst[info.name], mean[info.name], curves[info.name] = o.worst, o.mean, o.curve
-    fr.rewrite = Rewrite(f"autograd of {target.rewrite.text}", True, target.rewrite.methods, worst, mean, curves)
+    if any(worst[i.name] < fr.outcomes[i.name].worst - 0.5 for i in infos if fr.outcomes[i.name].flagged):
+        fr.rewrite = Rewrite(f"autograd of {target.rewrite.text}", True, target.rewrite.methods, worst, mean, curves)
 
 
 __all__ = ["analyse", "Analysis", "FormulaResult", "Outcome", "Rewrite", "EXPONENTS", "SAMPLES"]

@@ -12,7 +12,9 @@ is measured against the larger of
 and errors smaller than the smallest normal number are not counted (a value below the normal
 range may be flushed to zero, as GPUs do),
 
-and bits = log2(1 + error / that), capped at p ("all p bits lost"). A correctly rounded
+and bits = log2(1 + error / that), capped at p ("all p bits lost"). For an array (a softmax,
+a Jacobian) the ulp is taken at its largest entry at least, so an entry far smaller than the
+rest is judged normwise, as derive's judge compares arrays. A correctly rounded
 result loses at most about half a bit; 1 - sigmoid(20) computed as 0 in float32 loses all 24;
 softplus(z) - y*z at y = 1, z = 20 returns 0 for 2e-9, which is within what rounding y to
 float32 already allows (20 * 2**-24), so it loses none. Herbie's local error (one operation
@@ -65,6 +67,20 @@ DTYPES: dict[str, DtypeInfo] = {
 DEFAULT_DTYPES = ("float32", "bfloat16", "float16")
 
 
+def parse_dtypes(value: object) -> tuple[str, ...]:
+    """Dtype names from "float32,bfloat16", a sequence of names, or None/"" (none): checked."""
+    from ...errors import SpecError
+
+    if value is None or value == "" or value is False:
+        return ()
+    names = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)  # type: ignore[attr-defined]
+    bad = [n for n in names if n not in DTYPES]
+    if bad:
+        raise SpecError(f"unknown dtype {bad[0]!r} for the stability analysis; choose from "
+                        f"{', '.join(DTYPES)} (comma-separated, e.g. float32,bfloat16)")
+    return tuple(dict.fromkeys(names))
+
+
 def ulp(values: np.ndarray, info: DtypeInfo) -> np.ndarray:
     """The dtype's spacing at |values| (the subnormal spacing below the normal range)."""
     a = np.abs(np.asarray(values, dtype=np.float64))
@@ -75,12 +91,14 @@ def ulp(values: np.ndarray, info: DtypeInfo) -> np.ndarray:
 
 
 def bits_lost(computed: np.ndarray, exact: np.ndarray, info: DtypeInfo,
-              allowance: np.ndarray | None = None) -> np.ndarray:
+              allowance: np.ndarray | None = None, norm: np.ndarray | None = None) -> np.ndarray:
     """Bits of error per value (see the module docstring); `exact` already rounded to the
-    dtype, `allowance` the absolute error the inputs' rounding makes unavoidable."""
+    dtype, `allowance` the absolute error the inputs' rounding makes unavoidable, `norm` the
+    largest |exact| of the array each value belongs to (errors are measured against its ulp
+    at least: normwise, as derive's judge compares arrays)."""
     computed = np.asarray(computed, dtype=np.float64)
     exact = np.asarray(exact, dtype=np.float64)
-    scale = ulp(exact, info)
+    scale = ulp(exact if norm is None else np.maximum(np.abs(exact), norm), info)
     if allowance is not None:
         scale = np.maximum(scale, np.where(np.isfinite(allowance), allowance, 0.0))
     with np.errstate(invalid="ignore", over="ignore"):
@@ -107,4 +125,4 @@ def rounded(values: np.ndarray, info: DtypeInfo) -> np.ndarray:
         return torch.as_tensor(np.asarray(values, dtype=np.float64)).to(info.torch()).to(torch.float64).numpy()
 
 
-__all__ = ["DtypeInfo", "DTYPES", "DEFAULT_DTYPES", "ulp", "bits_lost", "ulp_bits", "rounded"]
+__all__ = ["DtypeInfo", "DTYPES", "DEFAULT_DTYPES", "parse_dtypes", "ulp", "bits_lost", "ulp_bits", "rounded"]
