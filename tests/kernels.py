@@ -15,7 +15,7 @@ import torch.nn.functional as F  # noqa: N812 - torch's own name
 
 def _function(name: str, forward: Callable[..., Any], backward: Callable[..., Any], style: str,
               lock: Any = None) -> type:
-    """A Function from forward(*inputs) -> (output, saved) and backward(saved, g) -> grads; with
+    """A Function from forward(*inputs) -> (output, saved tensors) and backward(saved, g) -> grads; with
     `lock` (a torch dtype) its code always runs in that precision, whatever its inputs' dtype
     (a kernel that is not dtype-generic)."""
     if lock is not None:
@@ -32,21 +32,22 @@ def _function(name: str, forward: Callable[..., Any], backward: Callable[..., An
             return forward(*inputs)[0]
 
         def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-            ctx.saved = forward(*inputs)[1]
+            ctx.save_for_backward(*forward(*inputs)[1])
 
         def bwd(ctx: Any, g: Any) -> Any:
-            return backward(ctx.saved, g)
+            return backward(ctx.saved_tensors, g)
 
         return type(name, (torch.autograd.Function,), {
             "generate_vmap_rule": True, "forward": staticmethod(fwd),
             "setup_context": staticmethod(setup_context), "backward": staticmethod(bwd)})
 
     def old_forward(ctx: Any, *inputs: Any) -> Any:
-        out, ctx.saved = forward(*inputs)
+        out, saved = forward(*inputs)
+        ctx.save_for_backward(*saved)
         return out
 
     def old_backward(ctx: Any, g: Any) -> Any:
-        return backward(ctx.saved, g)
+        return backward(ctx.saved_tensors, g)
 
     return type(name, (torch.autograd.Function,), {"forward": staticmethod(old_forward),
                                                    "backward": staticmethod(old_backward)})
@@ -55,9 +56,10 @@ def _function(name: str, forward: Callable[..., Any], backward: Callable[..., An
 def softmax(scale: float = 1.0, style: str = "new", zero: bool = False, lock: Any = None) -> type:
     def forward(z: Any) -> Any:
         p = torch.softmax(z, -1)
-        return p, p
+        return p, (p,)
 
-    def backward(p: Any, g: Any) -> Any:
+    def backward(saved: Any, g: Any) -> Any:
+        (p,) = saved
         if zero:
             return torch.zeros_like(g)
         return scale * p * (g - (g * p).sum(-1, keepdim=True))
@@ -103,9 +105,10 @@ def layer_norm(scale: float = 1.0, style: str = "new", lock: Any = None, eps: fl
 def gelu(scale: float = 1.0, style: str = "new", lock: Any = None) -> type:
     """Exact GELU, x Phi(x); the backward Phi(x) + x phi(x), as memory-efficient activations write it."""
     def forward(x: Any) -> Any:
-        return 0.5 * x * (1 + torch.erf(x / math.sqrt(2))), x
+        return 0.5 * x * (1 + torch.erf(x / math.sqrt(2))), (x,)
 
-    def backward(x: Any, g: Any) -> Any:
+    def backward(saved: Any, g: Any) -> Any:
+        (x,) = saved
         cdf = 0.5 * (1 + torch.erf(x / math.sqrt(2)))
         pdf = torch.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
         return scale * g * (cdf + x * pdf)

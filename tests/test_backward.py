@@ -18,25 +18,11 @@ from derive.model.spec import Definition, Reference
 from derive.symbolic.indexed_graph import build_indexed
 from derive.symbolic.every_n import derive_indexed
 
+import kernels  # tests/kernels.py
+
 
 def softmax_fn(scale: float = 1.0, zero: bool = False) -> type:
-    class Softmax(torch.autograd.Function):
-        generate_vmap_rule = True
-
-        @staticmethod
-        def forward(z):  # noqa: ANN001, ANN205
-            return torch.softmax(z, -1)
-
-        @staticmethod
-        def setup_context(ctx, inputs, output):  # noqa: ANN001, ANN205
-            ctx.save_for_backward(output)
-
-        @staticmethod
-        def backward(ctx, g):  # noqa: ANN001, ANN205
-            (p,) = ctx.saved_tensors
-            return torch.zeros_like(g) if zero else scale * p * (g - (g * p).sum(-1, keepdim=True))
-
-    return Softmax
+    return kernels.softmax(scale, zero=zero)  # new-style, vmappable
 
 
 class OldStyleSoftmax(torch.autograd.Function):
@@ -54,21 +40,7 @@ class OldStyleSoftmax(torch.autograd.Function):
         return p * g  # forgets the - p (p . g) term
 
 
-class CrossEntropy(torch.autograd.Function):
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(z, t):  # noqa: ANN001, ANN205
-        return F.cross_entropy(z, t)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):  # noqa: ANN001, ANN205
-        ctx.save_for_backward(*inputs)
-
-    @staticmethod
-    def backward(ctx, g):  # noqa: ANN001, ANN205
-        z, t = ctx.saved_tensors
-        return g * (torch.softmax(z, -1) - F.one_hot(t, z.shape[-1]).to(z.dtype)) / z.shape[0], None
+CrossEntropy = kernels.cross_entropy()
 
 
 def test_a_correct_softmax_backward_is_consistent_with_every_truth_source() -> None:

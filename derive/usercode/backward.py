@@ -146,7 +146,8 @@ class BackwardCheck:
         self.analytic = self.graph is not None and not any(
             self._entry(node).has(*NONSMOOTH) for node in self.graph.nodes.values() if node.formula is not None)
         self.user = Claim(self.fn, self.name, [True] * len(self.inputs),
-                          [v.domain.differentiable for v in self.inputs], fn_class=fn_class, new_style=new_style)
+                          [v.domain.differentiable for v in self.inputs], fn_class=fn_class, new_style=new_style,
+                          check=self._check_output)
         self.setup_seconds = time.perf_counter() - start
 
     def _bind(self, params: list[str] | None) -> tuple[list[Variable], Variable | None]:
@@ -277,10 +278,13 @@ class BackwardCheck:
         out, vjp = self.user([raw[v.name] for v in self.inputs], leaves, cot, self._count(batch))
         if dtype == torch.float64 and out.dtype != torch.float64:
             raise NotGeneric(f"{self.name} returns {out.dtype} for float64 inputs")
+        self._check_output(out)
+        return Evaluated(out.detach().to(torch.float64), vjp)
+
+    def _check_output(self, out: Any) -> None:
         if out.shape[1] != int(np.prod(self.target_shape)):
             raise SpecError(f"{self.name} returned {out.shape[1]} entries per sample but {self.identity.name}'s "
                             f"{'output Y' if self.upstream else 'target'} has shape {self.target_shape}")
-        return Evaluated(out.detach().to(torch.float64), vjp)
 
     # --- witnesses ----------------------------------------------------------------------------
 

@@ -244,8 +244,9 @@ class Claim:
     agrees with `.apply` one sample at a time (checked on three samples at the first call)."""
 
     def __init__(self, fn: Any, label: str, batched: list[bool], diff: list[bool], *,
-                 fn_class: Any = None, new_style: bool = False) -> None:
-        self.label, self.batched = label, batched
+                 fn_class: Any = None, new_style: bool = False,
+                 check: Callable[[Any], None] | None = None) -> None:
+        self.label, self.batched, self.check_output = label, batched, check
         self.call = BatchCall(fn, label, batched)
         self.check = BatchCall(fn, label, batched, style="loop")
         self.direct = DirectVJP(fn_class, new_style, batched, diff) if fn_class is not None else None
@@ -270,6 +271,8 @@ class Claim:
             self.verified = False
         with torch.enable_grad():
             out = self.call(args, count, leaves)
+        if self.check_output is not None:
+            self.check_output(out)
         if not out.requires_grad:
             raise SpecError(f"{self.label} returned a value with no autograd graph: is its output detached?")
         try:
