@@ -296,23 +296,7 @@ def judge_in(case: Case, *, samples: int, seed: int, cotangents: int, dtype: str
         if dtype == "float64":
             ratio = err / allowed
         else:
-            base_rel = None
-            for name, fn in case.truths:
-                if c > 0 and name not in tally.bases:
-                    continue  # dropped: not finite in this dtype
-                try:
-                    base = fn(batch, cot_dt, tdtype, None).vjp
-                except Exception:  # noqa: BLE001 - a library without a kernel for this dtype
-                    tally.bases.pop(name, None)
-                    continue
-                b_rel = torch.nan_to_num(inf_norm(base - truth), nan=math.inf) / safe_scale
-                if not bool(torch.isfinite(b_rel).all()):
-                    tally.bases.pop(name, None)
-                    continue
-                entry = tally.bases.setdefault(name, [0.0, 0.0])
-                entry[0] += float(torch.clamp(b_rel, min=prec.floor * prec.unit).sum())
-                entry[1] = max(entry[1], float(b_rel.max()))
-                base_rel = b_rel if base_rel is None else torch.maximum(base_rel, b_rel)
+            base_rel = _baselines(case, batch, cot_dt, tdtype, truth, safe_scale, prec, tally, first=c == 0)
             if base_rel is None:
                 return stop(INCONCLUSIVE, f"{case.name} [{label}]: no truth source runs finitely in {dtype}, so "
                             "there is no baseline to judge this precision against")
@@ -337,6 +321,33 @@ def judge_in(case: Case, *, samples: int, seed: int, cotangents: int, dtype: str
                            "baseline_rel_error": None if dtype == "float64" else float(base_rel[s])}
         done += count
     return _verdict(case, tally, dtype, label, seed, stop, exact, requested or dtype)
+
+
+def _baselines(case: Case, batch: dict[str, np.ndarray], cot: Any, tdtype: Any, truth: Any, scale: Any,
+               prec: Any, tally: _Tally, *, first: bool) -> Any:
+    """Each truth source run in the low precision: its relative error per row, added to the
+    tally; the largest per row (to rank rows), or None when no source runs finitely. A source
+    without a kernel for the dtype, or not finite somewhere, is dropped for the whole run."""
+    import torch
+
+    worst = None
+    for name, fn in case.truths:
+        if not first and name not in tally.bases:
+            continue
+        try:
+            base = fn(batch, cot, tdtype, None).vjp
+        except Exception:  # noqa: BLE001 - a library without a kernel for this dtype
+            tally.bases.pop(name, None)
+            continue
+        rel = torch.nan_to_num(inf_norm(base - truth), nan=math.inf) / scale
+        if not bool(torch.isfinite(rel).all()):
+            tally.bases.pop(name, None)
+            continue
+        entry = tally.bases.setdefault(name, [0.0, 0.0])
+        entry[0] += float(torch.clamp(rel, min=prec.floor * prec.unit).sum())
+        entry[1] = max(entry[1], float(rel.max()))
+        worst = rel if worst is None else torch.maximum(worst, rel)
+    return worst
 
 
 def _draw_finite(case: Case, rng: np.random.Generator, count: int, cotangents: int, dtype: str, device: str,
