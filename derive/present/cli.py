@@ -25,6 +25,7 @@ from .latex import FORMATS, render_markdown, render_standalone, render_tex
 from ..model.spec import Identity
 from .terminal import elapsed, paint, plain, use_color
 from ..model.verdict import PROVED, Report, Result, report_from_json
+from .stability import note as stability_note
 
 EXIT_USAGE, EXIT_INTERNAL = 2, 4
 
@@ -108,7 +109,29 @@ def build_parser() -> argparse.ArgumentParser:
     latex.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     latex.add_argument("--seed", type=_seed, default=0, help="seed of the numeric check shown (default: 0)")
     _add_report_parsers(sub)
+    _add_stability_parser(sub)
     return parser
+
+
+def _add_stability_parser(sub: Any) -> None:
+    """`derive stability`: bits lost per formula and dtype, where, why, and a proved rewrite."""
+    stab = sub.add_parser("stability", help="how many bits each formula loses in float32, bfloat16, float16",
+                          description=(
+        "Evaluate every definition and claim (and the gradient autograd takes of the forward) as "
+        "written, in each dtype, on in-domain samples and along a sweep of input magnitudes, "
+        "against the 40-digit value: bits lost (mean, worst), where more than half are lost, the "
+        "subexpression responsible (overflow, underflow, cancellation) and a rewrite that derive "
+        "proves equal. Exit code 1 when some formula loses more than half its bits."))
+    stab.add_argument("names", nargs="*", metavar="NAME",
+                      help="catalog identities, spec files (FILE.toml) or Python modules (FILE.py)")
+    stab.add_argument("--all", action="store_true", help="the whole catalog")
+    stab.add_argument("--dtype", default="float32,bfloat16,float16", metavar="DTYPES",
+                      help="comma-separated: float32, bfloat16, float16, float64 (default: float32,bfloat16,float16)")
+    stab.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    stab.add_argument("--jobs", "-j", type=_integer(0, 1024, "a number of workers from 0 to 1024"),
+                      default=None, metavar="N", help="worker processes (default: the CPU count; 0: in this process)")
+    stab.add_argument("--json", action="store_true", help="print JSON instead of text")
+    stab.add_argument("--no-color", action="store_true", help="no colour")
 
 
 def _add_check_options(p: argparse.ArgumentParser, jobs_help: str) -> None:
@@ -129,6 +152,9 @@ def _add_check_options(p: argparse.ArgumentParser, jobs_help: str) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
     p.add_argument("--no-color", action="store_true",
                    help="no colour in the table (also off when not on a terminal or NO_COLOR is set)")
+    p.add_argument("--stability", default="float32,bfloat16,float16", metavar="DTYPES",
+                   help="dtypes in which each formula's bits lost are measured (a line under the verdict, "
+                        "\"stability\" in JSON); none: not measured (default: float32,bfloat16,float16)")
 
 
 def _add_report_parsers(sub: Any) -> None:
@@ -145,14 +171,15 @@ def _add_report_parsers(sub: Any) -> None:
     plot = sub.add_parser("plot", help="draw one plot of an identity's evidence", description=(
         "fd: finite-difference error against step size (central vs complex step, the chosen step "
         "marked); errors: the distribution of the claims' relative errors over the samples; "
-        "himmelblau: contours with the four minima and Adam's paths from the seeds' starting points. "
+        "himmelblau: contours with the four minima and Adam's paths from the seeds' starting points; "
+        "stability: bits lost against input magnitude per dtype, for each formula and its proved rewrite. "
         "Needs: pip install 'derive-checker[report]'."))
     plot.add_argument("name", metavar="NAME",
                       help="a catalog identity, or a spec file or module (with several identities: "
                            "choose one with --identity)")
     plot.add_argument("--identity", metavar="NAME", help="which identity of the file NAME to plot")
     plot.add_argument("-o", "--output", metavar="FILE", required=True, help="FILE.png or FILE.svg")
-    plot.add_argument("--kind", choices=("fd", "errors", "himmelblau"), default="fd",
+    plot.add_argument("--kind", choices=("fd", "errors", "himmelblau", "stability"), default="fd",
                       help="which plot (default: fd)")
     plot.add_argument("--samples", type=_positive_int, default=DEFAULT_SAMPLES,
                       help=f"random inputs per size for --kind errors (default: {DEFAULT_SAMPLES})")
@@ -219,6 +246,9 @@ def _details(r: Result) -> list[str]:
             lines.append(f"sizes {s.sizes}: {note}" if s.sizes else note)
     if r.verdict != PROVED and r.symbolic.detail and r.symbolic.detail not in r.reason:
         lines.append(f"symbolic: {r.symbolic.status}: {r.symbolic.detail}")
+    line = stability_note(r)
+    if line:
+        lines.append(line)
     return lines
 
 
@@ -274,7 +304,8 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         report = check_all(identities, progress=progress, seed=args.seed, jobs=args.jobs,
                            on_result=save, previous=previous, backend=args.backend,
-                           samples=args.samples, timeout=args.timeout, device=device)
+                           samples=args.samples, timeout=args.timeout, device=device,
+                           stability=_dtypes(args.stability))
     except Interrupted as stop:
         progress.close()
         if stop.report.results:
@@ -344,7 +375,8 @@ def _report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     progress = _Progress(err, not args.no_progress)
     try:
         report = check_all(identities, progress=progress, seed=args.seed, backend=args.backend,
-                           samples=args.samples, timeout=args.timeout, jobs=args.jobs)
+                           samples=args.samples, timeout=args.timeout, jobs=args.jobs,
+                           stability=_dtypes(args.stability))
     finally:
         progress.close()
     title = args.title or ("derive report: the catalog" if args.all else f"derive report: {', '.join(args.names)}")
@@ -370,6 +402,44 @@ def _plot(args: argparse.Namespace, err: TextIO) -> int:
     plot.write(args.kind, found[0], args.output, seed=args.seed, samples=args.samples, timeout=args.timeout)
     err.write(f"wrote {args.output}\n")
     return 0
+
+
+def _dtypes(text: str) -> str | None:
+    """--stability: the dtypes, or None for "none"."""
+    return None if text.strip().lower() in ("none", "") else text
+
+
+def _stability(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """`derive stability`: each identity analysed in a worker of its own (parallel, isolated)."""
+    from ..numeric.stability import analyse, parse_dtypes
+    from ..run.pool import run_tasks
+    from .stability import render
+
+    dtypes = parse_dtypes(args.dtype)
+    if not dtypes:
+        raise DeriveError("--dtype: give at least one of float32, bfloat16, float16, float64")
+    identities = _selected(args)
+    work = lambda k: analyse(identities[k], dtypes=dtypes, seed=args.seed).summary()  # noqa: E731
+    summaries: list[Any] = [None] * len(identities)
+    jobs = os.cpu_count() or 1 if args.jobs is None else args.jobs
+    if jobs == 0 or len(identities) == 1:
+        summaries = [work(k) for k in range(len(identities))]
+    else:
+        for outcome in run_tasks(len(identities), work, jobs=jobs, limit=lambda k: 300.0):
+            if outcome.kind == "ok":
+                summaries[outcome.index] = outcome.value
+            elif outcome.kind == "error" and isinstance(outcome.value, DeriveError):
+                raise outcome.value
+            else:
+                summaries[outcome.index] = {"name": identities[outcome.index].name, "sizes": {}, "dtypes": list(dtypes),
+                                            "sweep": "", "notes": [f"not analysed: {outcome.kind} ({outcome.value})"],
+                                            "stability": [], "formulas": []}
+    if args.json:
+        out.write(json.dumps({"seed": args.seed, "dtypes": list(dtypes), "results": summaries}, indent=2,
+                             default=str) + "\n")
+    else:
+        render(summaries, out, color=use_color(out, disabled=args.no_color))
+    return 1 if any(s["stability"] for s in summaries) else 0
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -405,6 +475,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
             return _report(args, out, err)
         if args.command == "plot":
             return _plot(args, err)
+        if args.command == "stability":
+            return _stability(args, out, err)
         parser.print_help(out)
         return EXIT_USAGE
     except DeriveError as exc:

@@ -30,7 +30,7 @@ from ..numeric.sampling import sample
 from ..model.spec import Identity
 from ..symbolic.graph import Derivation, Graph, build, derive
 
-KINDS = ("fd", "errors", "himmelblau")
+KINDS = ("fd", "errors", "himmelblau", "stability")
 FORMATS = ("svg", "png")
 STEPS = np.logspace(-16, 0, 33)
 """Relative steps of the finite-difference sweep: the actual step is h * max(1, |x|)."""
@@ -396,12 +396,17 @@ def himmelblau_figure(descent: Descent) -> Any:
 
 def figure(kind: str, identity: Identity, *, seed: int = 0, samples: int = DEFAULT_SAMPLES,
            timeout: float = DEFAULT_TIMEOUT) -> Any:
-    """One figure of `kind` (fd, errors or himmelblau) for `identity`."""
+    """One figure of `kind` (fd, errors, himmelblau or stability) for `identity`."""
     _matplotlib()  # fail before any computing if matplotlib is missing
     if kind == "fd":
         return fd_figure(step_sweep(identity, seed=seed, timeout=timeout))
     if kind == "errors":
         return errors_figure(sample_errors(identity, seed=seed, samples=samples, timeout=timeout))
+    if kind == "stability":
+        from ..numeric.stability import analyse
+        from .stability import figure as stability_figure
+
+        return stability_figure(analyse(identity, seed=seed).summary(curves=True))
     if kind == "himmelblau":
         return himmelblau_figure(himmelblau_descent(identity))
     raise SpecError(f"unknown plot kind {kind!r}; choose one of {', '.join(KINDS)}")

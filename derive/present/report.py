@@ -350,6 +350,10 @@ def _section(identity: Identity, result: Result, k: int, *, seed: int, samples: 
     parts.append("<h3>Numbers</h3>" + _numbers(result))
     if plots:
         parts.append(_plots(identity, k, seed=seed, samples=samples, timeout=timeout))
+    if result.stability:
+        from .stability import section_html
+
+        parts.append(section_html(identity, result, k, seed=seed, plots=plots))
     parts.append("</section>")
     return "\n".join(parts)
 

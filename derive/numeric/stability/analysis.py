@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -127,6 +127,8 @@ def points_for(identity: Identity, graph: Graph, *, seed: int, samples: int, exp
                 continue
             d[signed | positive] = d[signed | positive] / scale
             d[positive] = np.abs(d[positive])
+            if len(swept) == 1 and swept[0][1] == 1:  # one scalar: s is its value
+                d[signed | positive] = 1.0
             d = _grid(d)
             for sign in ((1, -1) if signed.any() else (1,)):
                 ray = Ray(d, signed, positive, sign, j)
@@ -206,6 +208,32 @@ class Analysis:
     results: list[FormulaResult]
     notes: list[str]
 
+    def summary(self, *, curves: bool = False) -> dict[str, Any]:
+        """Plain data (JSON): the flagged entries, then every formula in every dtype, with the
+        bits lost along the sweep (`curves`: [signed magnitude, bits]) when asked."""
+        def curve(c: tuple[np.ndarray, np.ndarray]) -> list[list[float]]:
+            return [[float(x) for x in c[0]], [round(float(b), 3) for b in c[1]]]
+
+        formulas = []
+        for r in self.results:
+            dtypes = {}
+            for name, o in r.outcomes.items():
+                dtypes[name] = {"bits_lost_mean": round(o.mean, 2), "bits_lost_worst": round(o.worst, 2),
+                                "flagged": o.flagged, "region": o.region, "cause": o.cause,
+                                "subexpression": o.subexpression, **({"curve": curve(o.curve)} if curves else {})}
+            rewrite = None
+            if r.rewrite is not None:
+                rewrite = {"formula": r.rewrite.text, "proved": r.rewrite.proved, "methods": list(r.rewrite.methods),
+                           "dtypes": {d: {"bits_lost_mean": round(r.rewrite.mean[d], 2),
+                                          "bits_lost_worst": round(r.rewrite.worst[d], 2),
+                                          **({"curve": curve(r.rewrite.curves[d])} if curves else {})}
+                                      for d in r.rewrite.worst}}
+            formulas.append({"formula": r.formula.label, "kind": r.formula.kind, "text": r.formula.text,
+                             "note": r.note, "dtypes": dtypes, "rewrite": rewrite})
+        return {"name": self.name, "sizes": self.sizes, "dtypes": list(self.dtypes), "sweep": self.sweep,
+                "notes": list(self.notes), "stability": [asdict(e) for e in self.entries()],
+                "formulas": formulas}
+
     def entries(self) -> tuple[Stability, ...]:
         """One entry per formula and dtype that loses more than half the dtype's bits."""
         out = []
@@ -269,10 +297,8 @@ class _Evaluator:
         self.target_outputs = [self.dag.add(e) for e in self.w.definitions[target].flat]
 
     def text(self, formula: Formula) -> str:
-        if formula.kind == "autograd":
-            return ""
-        arr = self.expanded(formula, REWRITE_OPS)
-        return formula_text(arr, self.shapes)
+        """The formula as written: in the variables and named intermediates it reads."""
+        return "" if formula.kind == "autograd" else formula_text(formula.entries, self.shapes)
 
     def expanded(self, formula: Formula, limit: int | None = None) -> np.ndarray:
         """The formula's entries written in the variables (entries over `limit` operations stay
@@ -520,7 +546,32 @@ def _segments(info: DtypeInfo, m: _Measured, pts: Points) -> list[_Segment]:
             seg.rays["high"] = sorted({int(pts.ray[p]) for p in rows[j] if m.bits[p] > info.half})
             out.append(seg)
             i = j + 1
-    return out
+    return sorted(_merged(out), key=_severity)
+
+
+def _merged(segments: list[_Segment]) -> list[_Segment]:
+    """For a multi-variable sweep, the runs after the first one that starts inside the sweep
+    are one region to the end (the gaps between them are only directions that float64 cut)."""
+    whole = [s for s in segments if s.sign != 0 or s.low is None]
+    inner = [s for s in segments if s.sign == 0 and s.low is not None]
+    if inner:
+        first = inner[0]
+        first.high, first.above = None, None
+        first.worst = max(s.worst for s in inner)
+        first.points = np.concatenate([s.points for s in inner])
+        if first.nonfinite_from is None:
+            later = next((s for s in inner[1:] if s.nonfinite_from is not None), None)
+            if later is not None:
+                first.nonfinite_from, first.nonfinite_below, first.kind = later.nonfinite_from, later.nonfinite_below, later.kind
+                first.rays["nonfinite_from"] = later.rays.get("nonfinite_from", [])
+        whole.append(first)
+    return whole
+
+
+def _severity(seg: _Segment) -> tuple[float, ...]:
+    """Where values stop being finite first, then where most bits are lost, then nearest 1."""
+    return (seg.nonfinite_from is None and getattr(seg, "nonfinite_upto", None) is None, -round(seg.worst),
+            abs(math.log(seg.low)) if seg.low else 0.0)
 
 
 def _refine(ev: _Evaluator, found: list[tuple[int, DtypeInfo, list[_Segment]]], pts: Points,
@@ -593,8 +644,7 @@ def _describe(seg: _Segment, pts: Points, info: DtypeInfo) -> str:
 def _region(segments: list[_Segment], pts: Points, info: DtypeInfo, m: _Measured) -> str:
     """Where: the segments of each sign (the first one only for a multi-variable sweep, whose
     later gaps are only directions cut off where float64 overflows)."""
-    kept = [s for s in segments if s.sign != 0] + [s for s in segments if s.sign == 0][:1]
-    parts = list(dict.fromkeys(_describe(s, pts, info) for s in kept))
+    parts = list(dict.fromkeys(_describe(s, pts, info) for s in segments))
     bad = int(np.sum((pts.ray < 0) & m.valid & (np.nan_to_num(m.bits) > info.half)))
     if bad:
         parts.insert(0, f"at {bad} of {int(np.sum(pts.ray < 0))} in-domain samples")
@@ -738,7 +788,7 @@ def _localise_all(ev: _Evaluator, found: list[tuple[int, DtypeInfo, list[_Segmen
             m = measured[(i, info.name)]
             bad_samples = np.flatnonzero((pts.ray < 0) & m.valid & (np.nan_to_num(m.bits) > info.half))
             listed = [(bad_samples, bool(m.nonfinite[bad_samples].any()))] if len(bad_samples) else []
-            for seg in sorted(segments, key=lambda s: (s.low or 0.0)):
+            for seg in segments:  # in the order the region lists them: the most severe first
                 worst = [p for p in seg.points if m.nonfinite[p]]
                 listed.append((np.array(worst if worst else seg.points, dtype=int), bool(worst)))
             for g, (idx, nonfinite) in enumerate(listed):
