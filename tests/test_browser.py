@@ -120,6 +120,51 @@ def test_in_chromium_the_math_is_laid_out_and_the_plots_are_drawn(
     assert all(w > 200 and h > 150 for w, h in m["plots"])
 
 
+STABILITY_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "stability.derive.toml"
+MEASURE_STABILITY = """<script>
+(() => {
+  const size = e => { const r = e.getBoundingClientRect(); return [r.width, r.height]; };
+  const pre = document.createElement("pre");
+  pre.id = "measure";
+  pre.textContent = JSON.stringify({
+    plots: [...document.querySelectorAll(".plots.stability svg")].map(size),
+    lines: [...document.querySelectorAll(".plots.stability svg path")].length,
+    rows: document.querySelectorAll("table.stability tr").length,
+  });
+  document.body.appendChild(pre);
+})();
+</script>"""
+
+
+@pytest.fixture(scope="module")
+def stability_page() -> str:
+    """Two identities that lose bits (the seeds' BCE, softmax without the shift) and one that
+    does not, with their real stability entries (placeholder verdicts)."""
+    from derive.numeric.stability import analyse
+    from derive.run.loader import resolve
+
+    chosen = ("bce_logits", "softmax_unshifted", "bce_with_logits")
+    identities = [i for i in resolve(str(STABILITY_EXAMPLE)) if i.name in chosen]
+    report = Report(0, tuple(Result(i.name, "proved", Symbolic("not run", 0.0), (), 0.0,
+                                    stability=analyse(i).entries()) for i in identities))
+    return render_html(identities, report, title="derive: stability", samples=16)
+
+
+def test_in_chromium_the_stability_plots_are_drawn(stability_page: str, tmp_path: Path) -> None:
+    page = stability_page
+    assert external_references(page) == [] and "<script" not in page
+    assert page.count('<div class="plots stability">') == 2 and page.count("<h3>Stability</h3>") == 2
+    assert "softplus(z) - y*z" in page and "softmax(z)" in page
+    measured = tmp_path / "stability.html"
+    measured.write_text(page.replace("</body>", MEASURE_STABILITY + "</body>"), encoding="utf-8")
+    dom = _browse(measured, tmp_path / "profile", "--dump-dom").stdout
+    found = re.search(r'<pre id="measure">(.*?)</pre>', dom, flags=re.S)
+    assert found, dom[-2000:]
+    m = json.loads(html.unescape(found.group(1)))
+    assert len(m["plots"]) == 2 and all(w > 300 and h > 200 for w, h in m["plots"])
+    assert m["lines"] > 20 and m["rows"] > 6  # curves drawn, the table's rows laid out
+
+
 def test_in_chromium_the_screenshot_is_not_blank(catalog_page: tuple[str, float], tmp_path: Path) -> None:
     import matplotlib.image
 

@@ -137,7 +137,6 @@ def _panel(ax: Any, f: dict[str, Any], sweep: str) -> None:
             rx, ry = rw["dtypes"][d]["curve"]
             ax.plot(rx, ry, "--", color=color, lw=1.0, label=f"{d}, rewrite")
     ax.set_xscale("symlog", linthresh=1.0)
-    ax.set_ylim(-0.5, top + 1)
     ax.set_ylabel("bits lost")
     ax.set_xlabel(f"input magnitude ({sweep})" if sweep else "input magnitude")
     title = f["formula"] if f["kind"] == "autograd" else f"{f['formula']} = {f['text']}"
@@ -145,7 +144,9 @@ def _panel(ax: Any, f: dict[str, Any], sweep: str) -> None:
     if rw and rw["proved"]:
         title += f"   (rewrite: {rw['formula']})"
     ax.set_title(title if len(title) < 90 else title[:87] + "...", loc="left")
-    ax.legend(loc="upper left", ncol=2, frameon=False)
+    ax.set_ylim(-0.5, top * 1.5)
+    ax.set_yticks([0, top / 2, top] if top <= 24 else [0, top])
+    ax.legend(loc="upper center", ncol=3, frameon=False, fontsize=6)
     ax.grid(True, lw=0.3, alpha=0.5)
 
 

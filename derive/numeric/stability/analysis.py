@@ -632,6 +632,8 @@ def _describe(seg: _Segment, pts: Points, info: DtypeInfo) -> str:
         return f"{seg.kind} for {where}"
     lost = (f"all {info.precision} bits lost for {where}" if seg.worst >= info.precision - 0.01 else
             f"up to {seg.worst:.0f} of {info.precision} bits lost for {where}")
+    if seg.nonfinite_from is not None and (seg.high is not None or seg.low is None):
+        return f"{lost} ({seg.kind} from {_fmt(-seg.nonfinite_from if seg.sign < 0 else seg.nonfinite_from)})"
     if seg.nonfinite_from is not None:
         return f"{lost}, {seg.kind} for {_cond(pts, seg.sign, '>', seg.nonfinite_from)}"
     upto = getattr(seg, "nonfinite_upto", None)
