@@ -427,12 +427,13 @@ def threshold(x: Any, threshold: Any, value: Any) -> Any:
 
 def huber(x: Any, y: Any, delta: Any = 1) -> Any:
     """Elementwise Huber loss of r = x - y (torch's reduction="none"): r^2/2 where |r| < delta,
-    else delta (|r| - delta/2); each piece's condition is one comparison (a kink at r = +-delta)."""
+    else delta (|r| - delta/2); each piece's condition is one comparison (a kink at r = +-delta),
+    in the order torch's kernel tests them (r < -delta, r > delta, else)."""
     d = _num(delta)
 
     def f(a: sp.Expr, b: sp.Expr) -> sp.Expr:
         r = a - b
-        return _pw((d * (r - d / 2), r >= d), (r**2 / 2, r > -d), (d * (-r - d / 2), True))
+        return _pw((d * (-r - d / 2), r <= -d), (d * (r - d / 2), r >= d), (r**2 / 2, True))
     return elementwise_n(f, "huber", piecewise=True)(x, y)
 
 
@@ -443,5 +444,5 @@ def smooth_l1(x: Any, y: Any, beta: Any = 1) -> Any:
 
     def f(a: sp.Expr, b: sp.Expr) -> sp.Expr:
         r = a - b
-        return _pw((r - b_ / 2, r >= b_), (r**2 / (2 * b_), r > -b_), (-r - b_ / 2, True))
+        return _pw((-r - b_ / 2, r <= -b_), (r - b_ / 2, r >= b_), (r**2 / (2 * b_), True))
     return elementwise_n(f, "smooth_l1", piecewise=True)(x, y)
