@@ -152,9 +152,10 @@ def _add_check_options(p: argparse.ArgumentParser, jobs_help: str) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
     p.add_argument("--no-color", action="store_true",
                    help="no colour in the table (also off when not on a terminal or NO_COLOR is set)")
-    p.add_argument("--stability", default="float32,bfloat16,float16", metavar="DTYPES",
+    p.add_argument("--stability", default="float32", metavar="DTYPES",
                    help="dtypes in which each formula's bits lost are measured (a line under the verdict, "
-                        "\"stability\" in JSON); none: not measured (default: float32,bfloat16,float16)")
+                        "\"stability\" in JSON), e.g. float32,bfloat16,float16; none: not measured "
+                        "(default: float32)")
 
 
 def _add_report_parsers(sub: Any) -> None:

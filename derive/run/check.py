@@ -25,7 +25,7 @@ from ..numeric.tolerance import TOLERANCES
 from ..numeric.compiled import Compiled, compile_graph
 from ..numeric.judge import Inaccuracy, NumericOutcome, run_numeric
 from ..numeric.truths import HP_DIGITS
-from ..numeric.stability.measure import DEFAULT_DTYPES as STABILITY_DTYPES, parse_dtypes
+from ..numeric.stability.measure import parse_dtypes
 from .pool import run_tasks
 from ..symbolic.proof import Proof, prove_claim
 from ..model.spec import Identity
@@ -34,6 +34,9 @@ from ..model.verdict import (CONSISTENT, INCONCLUSIVE, PROVED, REFUTED, Numeric,
     SizeResult, Symbolic, merge_numeric, worst, Stability)
 
 DEFAULT_SAMPLES = 64
+STABILITY_DTYPES = ("float32",)
+"""Where `check` measures each formula's bits lost by default (derive stability: all three)."""
+STABILITY_SAMPLES = 16
 DEFAULT_TIMEOUT = 60.0
 BACKEND_CHOICES = ("numpy", "torch", "all")
 
@@ -309,8 +312,11 @@ def _stability(identity: Identity, dtypes: tuple[str, ...], *, seed: int, timeou
     if not dtypes:
         return ()
     from ..numeric.stability import analyse
+    from ..symbolic.rewrites import warm
 
-    work = lambda: iter([analyse(identity, dtypes=dtypes, seed=seed).entries()])  # noqa: E731
+    warm()  # the rules proved here, once: the bounded worker forked below inherits them
+    work = lambda: iter([analyse(identity, dtypes=dtypes, seed=seed, samples=STABILITY_SAMPLES,
+                                        quick=True).entries()])  # noqa: E731
     for msg in run_bounded(work, timeout=timeout):
         if msg.kind == "item":
             return msg.value

@@ -648,6 +648,25 @@ def rule_proof(name: str, arity: int, power: int = 1) -> tuple[bool, tuple[str, 
     return proof.proved, proof.methods
 
 
+def warm() -> None:
+    """Prove every rule at the arities formulas usually need, once per process: a worker forked
+    afterwards (a bounded stage, a pool task) finds them proved instead of proving them again."""
+    for rule in RULES:
+        if rule.name in ("softmax", "log_softmax", "softmax_power"):
+            arities = [(n + 1 + (rule.name == "softmax_power"), c) for n in range(2, 6)
+                       for c in ((2, 3) if rule.name == "softmax_power" else (1,))]
+        elif rule.name == "logsumexp":
+            arities = [(n, 1) for n in range(2, 6)]
+        else:
+            arities = [(_symbols_needed(rule), 1)]
+        for arity, power in arities:
+            rule_proof(rule.name, arity, power)
+
+
+def _symbols_needed(rule: Rule) -> int:
+    return rule.lhs.__code__.co_argcount or 1
+
+
 @dataclass(frozen=True)
 class Applied:
     """One use of a rule inside a formula: the subexpression `node` became `replacement`."""

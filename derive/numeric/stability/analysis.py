@@ -41,9 +41,10 @@ from .measure import DEFAULT_DTYPES, DTYPES, DtypeInfo, bits_lost, rounded, ulp_
 
 SAMPLES = 32
 DIRECTIONS = 2
-EXPONENTS = np.concatenate([np.arange(-72, -12, 4), np.arange(-12, 12.25, 0.5), np.arange(14, 128, 4)])
-"""The sweep's magnitudes, as powers of two: dense where exp overflows (11, 17, 88, 709), sparse
-where only powers overflow (x**2 past 2^64 in float32)."""
+EXPONENTS = np.concatenate([np.arange(-72, -12, 4), np.arange(-12, 13, 1), np.arange(14, 128, 4)])
+"""The sweep's magnitudes, as powers of two: an octave apart where exp overflows (11, 17, 88,
+709), four apart where only powers overflow (x**2 past 2^64 in float32); the edges of each
+region are then bisected."""
 MAX_NODES = 4000
 """Formulas larger than this (operations, after sharing) are not analysed (time)."""
 WORK = 100_000
@@ -656,15 +657,17 @@ def _region(segments: list[_Segment], pts: Points, info: DtypeInfo, m: _Measured
 # --- the analysis ----------------------------------------------------------------------------
 
 def analyse(identity: Identity, *, dtypes: Sequence[str] = DEFAULT_DTYPES, seed: int = 0,
-            samples: int = SAMPLES, rewrites: bool = True) -> Analysis:
-    """The stability of `identity`'s formulas at its first sizes, in each of `dtypes`."""
+            samples: int = SAMPLES, rewrites: bool = True, quick: bool = False) -> Analysis:
+    """The stability of `identity`'s formulas at its first sizes, in each of `dtypes`; `quick`
+    sweeps every other magnitude (what `derive check` does: the edges are bisected all the same)."""
     infos = []
     for name in dtypes:
         if name not in DTYPES:
             raise DeriveError(f"unknown dtype {name!r}; choose from {', '.join(DTYPES)}")
         infos.append(DTYPES[name])
     with _one_thread():
-        return _analyse(identity, infos, seed=seed, samples=samples, rewrites=rewrites)
+        return _analyse(identity, infos, seed=seed, samples=samples, rewrites=rewrites,
+                        exponents=EXPONENTS[::2] if quick else EXPONENTS)
 
 
 class _one_thread:
@@ -682,7 +685,8 @@ class _one_thread:
         torch.set_num_threads(self.before)
 
 
-def _analyse(identity: Identity, infos: list[DtypeInfo], *, seed: int, samples: int, rewrites: bool) -> Analysis:
+def _analyse(identity: Identity, infos: list[DtypeInfo], *, seed: int, samples: int, rewrites: bool,
+             exponents: np.ndarray) -> Analysis:
     sizes = dict(identity.sizes[0])
     names = tuple(i.name for i in infos)
     w = written(identity, sizes)
@@ -698,10 +702,10 @@ def _analyse(identity: Identity, infos: list[DtypeInfo], *, seed: int, samples: 
     if size > MAX_NODES:
         return Analysis(identity.name, sizes, names, "", [], [f"not analysed: {size} operations (more than {MAX_NODES})"])
     budget = max(48, int(WORK / max(size, 1)))
-    exps = EXPONENTS
-    full = len(EXPONENTS) * 2 * DIRECTIONS
+    exps = exponents
+    full = len(exponents) * 2 * DIRECTIONS
     if budget < full:
-        exps = EXPONENTS[:: int(math.ceil(full / budget))]
+        exps = exponents[:: int(math.ceil(full / budget))]
     pts = points_for(identity, w.graph, seed=seed, samples=min(samples, max(8, budget // 4)), exponents=exps)
     pts = _until_overflow(ev, pts)
     every = np.arange(len(pts.columns))
