@@ -49,6 +49,6 @@ def _subset(path: Path) -> list:
 def test_a_subset_gets_its_verdicts(path: Path, allowed: set[str]) -> None:
     identities = _subset(path)
     assert len(identities) >= 25
-    report = check_all(identities, jobs=2)
+    report = check_all(identities, jobs=2, stability=None)  # the verdicts do not depend on it
     bad = {r.name: (r.verdict, r.reason) for r in report.results if r.verdict not in allowed}
     assert not bad, bad

@@ -74,8 +74,8 @@ CASES = [
 @pytest.mark.parametrize("name, forward, right, wrong, domains, expected", CASES, ids=[c[0] for c in CASES])
 def test_right_is_never_refuted_and_wrong_never_passes(name: str, forward: str, right: str, wrong: str,
                                                       domains: dict[str, Domain], expected: set[str]) -> None:
-    good = check(_identity(name, forward, right, domains), backend="numpy", samples=8)
-    bad = check(_identity(f"{name}_wrong", forward, wrong, domains), backend="numpy", samples=8)
+    good = check(_identity(name, forward, right, domains), backend="numpy", samples=8, stability=None)
+    bad = check(_identity(f"{name}_wrong", forward, wrong, domains), backend="numpy", samples=8, stability=None)
     assert good.verdict not in NEVER_RIGHT, (good.verdict, good.reason)
     assert bad.verdict not in NEVER_WRONG, (bad.verdict, bad.reason)
     assert good.verdict in expected, (good.verdict, good.reason)
