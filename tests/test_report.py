@@ -124,7 +124,9 @@ def test_report_for_catalog_names(tmp_path: Path) -> None:
     assert f"wrote {path}" in err and "softmax_jacobian" in out  # the terminal table too
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert page.count('<section>') == 2 and page.count('class="verdict proved"') == 4
-    assert page.count("<svg") == 4  # fd + errors per identity; no Himmelblau identity here
+    # fd + errors per identity, and a stability plot where a formula loses more than half its
+    # float32 bits (softmax_jacobian's claim, past |z| of 15); no Himmelblau identity here
+    assert page.count("<svg") == 4 + page.count('<div class="plots stability">')
     assert "<mfrac>" in page and '<code class="tex">' not in page
     assert external_references(page) == []
     assert "<script" not in page and not (tmp_path / ".r.html.tmp").exists()
