@@ -41,6 +41,7 @@ from .ops_reduce import amax, amin, cumprod, cumsum, logcumsumexp, norm, prod, s
 
 pi = sp.pi
 E = sp.E
+clip = clamp  # numpy's name
 
 
 def zeros(*dims: Any) -> Any:
