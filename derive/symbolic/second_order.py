@@ -41,14 +41,10 @@ def gradient_formula(identity: Identity, wrt: str) -> Formula:
     """A formula for d target / d wrt: at explicit sizes differentiated by SymPy entry by entry
     from the forward written in the variables; at symbolic sizes (a SymArray) derived in index
     notation over the identity's named intermediates (`indexed_gradient`)."""
-    cache: list[tuple[tuple[sp.Symbol, ...], sp.Expr]] = []
-
     def gradient(v: Any) -> Any:
         entries = getattr(v, wrt)
         if isinstance(entries, SymArray):
-            if not cache:
-                cache.append(indexed_gradient(identity, wrt))
-            index, entry = cache[0]
+            index, entry = _indexed_once(identity, wrt)
             return SymArray(entries.shape, lambda *idx: entry.xreplace(dict(zip(index, idx))))
         target = _forward_in_variables(identity, v)
         if not isinstance(entries, (np.ndarray, sp.Basic)):
@@ -65,6 +61,19 @@ def gradient_formula(identity: Identity, wrt: str) -> Formula:
         return out.item() if out.ndim == 0 else out
 
     return gradient
+
+
+_INDEXED: dict[tuple[int, str], tuple[Identity, tuple[tuple[sp.Symbol, ...], sp.Expr]]] = {}
+
+
+def _indexed_once(identity: Identity, wrt: str) -> tuple[tuple[sp.Symbol, ...], sp.Expr]:
+    """indexed_gradient, derived once per identity in a process. Kept out of the gradient
+    formula's closure: a closure's contents are part of the identity's fingerprint, which must
+    not change once a derivation ran."""
+    hit = _INDEXED.get((id(identity), wrt))
+    if hit is None or hit[0] is not identity:
+        hit = _INDEXED[(id(identity), wrt)] = (identity, indexed_gradient(identity, wrt))
+    return hit[1]
 
 
 def indexed_gradient(identity: Identity, wrt: str) -> tuple[tuple[sp.Symbol, ...], sp.Expr]:
