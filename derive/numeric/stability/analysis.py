@@ -731,7 +731,7 @@ def _analyse(identity: Identity, infos: list[DtypeInfo], *, seed: int, samples: 
     return Analysis(identity.name, sizes, names, pts.label, results, [])
 
 
-BISECTIONS = 9
+BISECTIONS = 11
 
 
 def _until_overflow(ev: _Evaluator, pts: Points) -> Points:
