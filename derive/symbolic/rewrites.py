@@ -849,7 +849,7 @@ def formula_text(entries: Any, shapes: Mapping[str, tuple[int, ...]] | None = No
         texts[idx] = text.replace(own, "")
     if len(set(texts.values())) == 1 and "[" not in next(iter(texts.values())).replace("[]", ""):
         return _cut(next(iter(texts.values())), limit)
-    first = next(iter(texts))
+    first = max(texts, key=lambda idx: sp.count_ops(arr[idx]))  # the entry with the most to show
     return _cut(f"[{', '.join(map(str, first))}]: {printer.doprint(arr[first])}", limit)
 
 

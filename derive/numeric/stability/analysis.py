@@ -827,6 +827,9 @@ def _localise_all(ev: _Evaluator, found: list[tuple[int, DtypeInfo, list[_Segmen
             best = ranked[0] if ranked and scores[ranked[0]] > 0.5 else (within[-1] if nonfinite else None)
             if best is not None:
                 causes.setdefault(i, []).append(_classify(ev, best, {k: v[sel] for k, v in sub.items()}, info))
+        for i, _ in mine:
+            if i not in causes and ev.formulas[i].kind == "autograd":  # the forward loses nothing
+                results[i].outcomes[info.name].cause = "the backward pass (autograd's own rounding)"
         for i, listed in causes.items():
             o = results[i].outcomes[info.name]
             cause, node = listed[0]

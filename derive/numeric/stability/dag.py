@@ -115,6 +115,8 @@ class Dag:
     def _cond(self, c: Any) -> int:
         if c is sp.true:
             return self._node("true", (), None, c)
+        if isinstance(c, (sp.Or, sp.And)):
+            return self._node("cmp", tuple(self._cond(a) for a in c.args), "or" if isinstance(c, sp.Or) else "and", c)
         name = _RELATIONS.get(type(c))
         if name is None:
             raise UnsupportedError(f"cannot evaluate the condition {c}")
@@ -206,6 +208,8 @@ _TORCH_FN: dict[str, Callable[..., Any]] = {
                                  "digamma", "atan2")
 }
 _TORCH_FN["heaviside"] = lambda a: _torch().heaviside(a, _torch().full_like(a, 0.5))
+_TORCH_FN["polygamma"] = lambda n, x: _torch().polygamma(int(_torch().as_tensor(n).reshape(-1)[0].item()), x)
+_TORCH_FN["sinc"] = lambda x: _torch().sinc(x / math.pi)  # SymPy's sinc is sin(x)/x, torch's sin(pi x)/(pi x)
 _TORCH_LIB: dict[str, Callable[..., Any]] = {
     "sigmoid": _tf("sigmoid"),
     "softplus": lambda a: _torch().nn.functional.softplus(a),
@@ -245,6 +249,8 @@ def _apply_torch(op: Op, vals: list[Any], dtype: Any, rows: dict[Any, Any] | Non
     if kind in ("max", "min"):
         return reduce(torch.maximum if kind == "max" else torch.minimum, vals)
     if kind == "cmp":
+        if op.param in ("or", "and"):
+            return reduce(torch.logical_or if op.param == "or" else torch.logical_and, vals)
         return {"gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}[op.param](*vals)
     if kind == "piecewise":
         out = vals[-2]
@@ -287,9 +293,8 @@ def local(dag: Dag, nodes: Sequence[int], exact: Mapping[int, np.ndarray], dtype
         vals = []
         for a in op.args:
             child = dag.ops[a]
-            if child.kind == "cmp":
-                x, y = (torch.as_tensor(exact[c]) for c in child.args)
-                vals.append(_apply_torch(child, [x, y], torch.float64))
+            if child.kind == "cmp":  # the branch the exact values take
+                vals.append(torch.as_tensor(exact[a]) != 0)
             else:
                 vals.append(torch.as_tensor(exact[a]).to(dtype))
         with np.errstate(all="ignore"):
@@ -325,6 +330,7 @@ _MP_FN: dict[str, Callable[..., Any]] = {
     "trunc": lambda x: mpmath.mpf(int(x)), "round": mpmath.nint, "lgamma": mpmath.loggamma,
     "digamma": mpmath.digamma, "atan2": mpmath.atan2,
     "heaviside": lambda x: mpmath.mpf(1) if x > 0 else mpmath.mpf(0) if x < 0 else mpmath.mpf(0.5),
+    "polygamma": lambda n, x: mpmath.polygamma(int(n), x), "sinc": mpmath.sinc,
 }
 def _softplus(x: Any) -> Any:
     return x + mpmath.log1p(mpmath.exp(-x)) if x > 0 else mpmath.log1p(mpmath.exp(x))
@@ -371,6 +377,8 @@ def _apply_mp(op: Op, vals: list[Any]) -> Any:
     if kind in ("max", "min"):
         return max(vals) if kind == "max" else min(vals)
     if kind == "cmp":
+        if op.param in ("or", "and"):
+            return any(bool(v) for v in vals) if op.param == "or" else all(bool(v) for v in vals)
         return {"gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}[op.param](*vals)
     if kind == "piecewise":
         for k in range(0, len(vals), 2):
