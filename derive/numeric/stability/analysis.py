@@ -35,7 +35,7 @@ from ...model.spec import Identity
 from ...model.verdict import Stability, StableRewrite
 from ...symbolic.graph import Graph, derive
 from ...symbolic.rewrites import (RULES, Applied, Library, Rule, Written, ancestors, apply_at, available,
-                                  formula_text, prove_rewrite, rewrite_everywhere, unmark, written)
+                                  formula_text, prove_rewrite, rewrite_everywhere, written)
 from . import dag as D
 from .measure import DEFAULT_DTYPES, DTYPES, DtypeInfo, bits_lost, rounded, ulp_bits
 
