@@ -107,7 +107,8 @@ def test_the_library_forms_are_not_flagged(summaries: dict[str, dict[str, Any]],
     assert summaries[name]["stability"] == []
 
 
-@pytest.mark.parametrize("name", ["softplus_derivative", "logsumexp_gradient"])
+@pytest.mark.parametrize("name", ["softplus_derivative", "logsumexp_gradient", "log_softmax_gradient",
+                                  "log_sigmoid_derivative"])
 def test_the_catalogs_stable_identities_are_not_flagged(name: str) -> None:
     assert analyse(catalog.get(name)).entries() == ()
 

@@ -14,7 +14,7 @@ import sympy as sp
 
 from ..model.domains import Real
 from ..errors import SpecError
-from ..model.ops import (erf, exp, half, log, logsumexp, mean, outer, sigmoid, size, softmax,
+from ..model.ops import (erf, exp, half, log_sigmoid, logsumexp, mean, outer, sigmoid, size, softmax,
     softplus, sqrt, sum_, tanh)
 from ..model.spec import Claim, Definition, Identity, Reference, Variable
 from ._torch import F, torch
@@ -117,11 +117,11 @@ IDENTITIES = (
     Identity(
         "log_sigmoid_derivative",
         variables=(Variable("x"),),
-        definitions=(Definition("s", lambda v: log(sigmoid(v.x)), r"\log \sigma(x)"),),
-        claims=(Claim(lambda v: 1 - sigmoid(v.x), wrt="x", text=r"1 - \sigma(x) = \sigma(-x)"),),
+        definitions=(Definition("s", lambda v: log_sigmoid(v.x), r"\log \sigma(x)"),),
+        claims=(Claim(lambda v: sigmoid(-v.x), wrt="x", text=r"\sigma(-x) = 1 - \sigma(x)"),),
         references=(Reference("F.logsigmoid", lambda x: F().logsigmoid(x)),),
         family="layers", source="standard; torch.nn.LogSigmoid",
-        description=r"$d \log \sigma(x)/dx = 1 - \sigma(x) = \sigma(-x)$",
+        description=r"$d \log \sigma(x)/dx = \sigma(-x) = 1 - \sigma(x)$ (both written stably: no $1 - \sigma$ cancels)",
     ),
     Identity(
         "gelu_derivative",

@@ -1,6 +1,6 @@
 """Softmax and log-softmax Jacobians."""
 
-from ..model.ops import diag, eye, log, outer, size, softmax
+from ..model.ops import diag, eye, log_softmax, outer, size, softmax
 from ..model.spec import Claim, Definition, Identity, Reference, Variable
 from ._torch import F, torch
 
@@ -22,7 +22,7 @@ IDENTITIES = (
         "log_softmax_gradient",
         variables=(Variable("z", ("n",)),),
         definitions=(Definition("p", lambda v: softmax(v.z), r"\operatorname{softmax}(z)"),
-                     Definition("l", lambda v: log(v.p), r"\log p")),
+                     Definition("l", lambda v: log_softmax(v.z), r"\log \operatorname{softmax}(z)")),
         claims=(Claim(lambda v: eye(size(v.p)) - v.p[None, :], wrt="z",
                       text=r"\delta_{ij} - p_j"),),
         sizes=SIZES,
