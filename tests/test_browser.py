@@ -101,15 +101,20 @@ def _browse(page: Path, profile: Path, *flags: str) -> subprocess.CompletedProce
     return done
 
 
-def test_in_chromium_the_math_is_laid_out_and_the_plots_are_drawn(
-        catalog_page: tuple[str, float], tmp_path: Path) -> None:
-    page, _ = catalog_page
+def _measure(page: str, script: str, tmp_path: Path) -> dict:
+    """What `script`, run in headless Chromium at the end of `page`, measured (its JSON)."""
     measured = tmp_path / "measured.html"
-    measured.write_text(page.replace("</body>", MEASURE + "</body>"), encoding="utf-8")
+    measured.write_text(page.replace("</body>", script + "</body>"), encoding="utf-8")
     dom = _browse(measured, tmp_path / "profile", "--dump-dom").stdout
     found = re.search(r'<pre id="measure">(.*?)</pre>', dom, flags=re.S)
     assert found, dom[-2000:]
-    m = json.loads(html.unescape(found.group(1)))
+    return json.loads(html.unescape(found.group(1)))
+
+
+def test_in_chromium_the_math_is_laid_out_and_the_plots_are_drawn(
+        catalog_page: tuple[str, float], tmp_path: Path) -> None:
+    page, _ = catalog_page
+    m = _measure(page, MEASURE, tmp_path)
     assert m["isMathML"] and m["display"] in ("math", "inline math", "block math")
     assert len(m["math"]) == page.count("<math") > 100
     assert all(w > 0 and h > 0 for w, h in m["math"])
@@ -155,12 +160,7 @@ def test_in_chromium_the_stability_plots_are_drawn(stability_page: str, tmp_path
     assert external_references(page) == [] and "<script" not in page
     assert page.count('<div class="plots stability">') == 2 and page.count("<h3>Stability</h3>") == 2
     assert "softplus(z) - y*z" in page and "softmax(z)" in page
-    measured = tmp_path / "stability.html"
-    measured.write_text(page.replace("</body>", MEASURE_STABILITY + "</body>"), encoding="utf-8")
-    dom = _browse(measured, tmp_path / "profile", "--dump-dom").stdout
-    found = re.search(r'<pre id="measure">(.*?)</pre>', dom, flags=re.S)
-    assert found, dom[-2000:]
-    m = json.loads(html.unescape(found.group(1)))
+    m = _measure(page, MEASURE_STABILITY, tmp_path)
     assert len(m["plots"]) == 2 and all(w > 300 and h > 200 for w, h in m["plots"])
     assert m["lines"] > 20 and m["rows"] > 6  # curves drawn, the table's rows laid out
 

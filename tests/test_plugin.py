@@ -8,14 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-GOOD = '''
-[[identity]]
-name = "sigmoid_derivative"
-variables = { x = "real" }
-define = { s = "sigmoid(x)" }
-wrt = "x"
-claim = "s * (1 - s)"
-
+SOFTMAX = '''
 [[identity]]
 name = "softmax_jacobian"
 variables = { z = { shape = "vector(n)" } }
@@ -25,15 +18,16 @@ wrt = "z"
 claim = "diag(p) - outer(p, p)"
 '''
 
-WRONG = '''
+GOOD = '''
 [[identity]]
-name = "softmax_plus"
-variables = { z = { shape = "vector(n)" } }
-sizes = [{ n = 3 }]
-define = { p = "softmax(z)" }
-wrt = "z"
-claim = "diag(p) + outer(p, p)"
-'''
+name = "sigmoid_derivative"
+variables = { x = "real" }
+define = { s = "sigmoid(x)" }
+wrt = "x"
+claim = "s * (1 - s)"
+''' + SOFTMAX
+
+WRONG = SOFTMAX.replace('"softmax_jacobian"', '"softmax_plus"').replace("diag(p) - outer", "diag(p) + outer")
 
 
 def test_one_passing_item_per_correct_identity(pytester: pytest.Pytester) -> None:

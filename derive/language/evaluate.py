@@ -13,20 +13,9 @@ from ..errors import ParseError, SpecError, UnsupportedError
 from ..model import indexed, ops
 from ..model.indexed import SymArray
 from .functions import FUNCTIONS
-from .tree import (
-    _BINARY,
-    MAX_TERMS,
-    MAX_TOTAL,
-    _Binary,
-    _Call,
-    _Compare,
-    _Const,
-    _Node,
-    _Ref,
-    _SizeRef,
-    _Transpose,
-    _Unary,
-)
+from ..model.ops_linalg import _matmul
+from .tree import _BINARY, MAX_TERMS, MAX_TOTAL, _Binary, _Call, _Compare, _Const, _Node, _Ref, _SizeRef, _Transpose
+from .tree import _Unary
 
 
 def _digits(x: sp.Expr) -> float:
@@ -281,22 +270,6 @@ def _undefined(value: Any) -> sp.Expr | None:
             if part in _UNDEFINED:
                 return part
     return None
-
-
-def _matmul(a: np.ndarray, b: np.ndarray) -> Any:
-    """a @ b for object arrays, each entry one flat Add (numpy's object matmul adds pairwise,
-    re-flattening a growing Add at every step)."""
-    a2 = a if a.ndim == 2 else a[None, :]
-    b2 = b if b.ndim == 2 else b[:, None]
-    out = np.empty((a2.shape[0], b2.shape[1]), dtype=object)
-    for i in range(a2.shape[0]):
-        for j in range(b2.shape[1]):
-            out[i, j] = sp.Add(*[p * q for p, q in zip(a2[i], b2[:, j])])
-    if a.ndim == 1:
-        out = out[0]
-    if b.ndim == 1:
-        out = out[..., 0]
-    return _unwrap(out)
 
 
 def _unwrap(value: Any) -> Any:

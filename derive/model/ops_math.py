@@ -173,15 +173,8 @@ erf = elementwise(sp.erf)
 step = elementwise(lambda x: sp.Piecewise((1, x > 0), (0, True)))
 """The derivative of relu away from 0: 1 where x > 0, else 0."""
 
-tan = elementwise(sp.tan)
-asin = elementwise(sp.asin)
-acos = elementwise(sp.acos)
-atan = elementwise(sp.atan)
-sinh = elementwise(sp.sinh)
-cosh = elementwise(sp.cosh)
-asinh = elementwise(sp.asinh)
-acosh = elementwise(sp.acosh)
-atanh = elementwise(sp.atanh)
+tan, asin, acos, atan, sinh, cosh, asinh, acosh, atanh = map(elementwise, (
+    sp.tan, sp.asin, sp.acos, sp.atan, sp.sinh, sp.cosh, sp.asinh, sp.acosh, sp.atanh))
 exp2 = elementwise(lambda x: sp.Pow(2, x))
 expm1 = elementwise(lambda x: sp.exp(x) - 1)
 """e^x - 1 (evaluated with the libraries' expm1, exact near 0)."""

@@ -66,46 +66,35 @@ def prod(a: Any, axis: int | None = None) -> Any:
     return _along(_explicit(a, "prod"), axis, lambda xs: sp.Mul(*xs))
 
 
-def cumsum(a: Any, axis: int = -1) -> Any:
-    """Running sums along `axis` (the last by default)."""
-    arr = _explicit(a, "cumsum")
+def _scan(a: Any, axis: int, what: str, entry: Any, combine: Any, finish: Any = None) -> Any:
+    """Running `combine` of `entry(x)` along `axis`, each prefix then `finish`ed (cumsum, cumprod,
+    logcumsumexp)."""
+    arr = _explicit(a, what)
     if arr.ndim == 0:
         return arr.item()
     moved = np.moveaxis(arr, axis, -1)
     out = np.empty(moved.shape, dtype=object)
     for idx in np.ndindex(*moved.shape[:-1]):
-        row = [sp.sympify(v) for v in moved[idx]]
+        row = [entry(sp.sympify(v)) for v in moved[idx]]
         for k in range(len(row)):
-            out[(*idx, k)] = sp.Add(*row[: k + 1])
+            prefix = combine(*row[: k + 1])
+            out[(*idx, k)] = finish(prefix) if finish else prefix
     return np.moveaxis(out, -1, axis)
+
+
+def cumsum(a: Any, axis: int = -1) -> Any:
+    """Running sums along `axis` (the last by default)."""
+    return _scan(a, axis, "cumsum", lambda x: x, sp.Add)
 
 
 def cumprod(a: Any, axis: int = -1) -> Any:
     """Running products along `axis` (the last by default)."""
-    arr = _explicit(a, "cumprod")
-    if arr.ndim == 0:
-        return arr.item()
-    moved = np.moveaxis(arr, axis, -1)
-    out = np.empty(moved.shape, dtype=object)
-    for idx in np.ndindex(*moved.shape[:-1]):
-        row = [sp.sympify(v) for v in moved[idx]]
-        for k in range(len(row)):
-            out[(*idx, k)] = sp.Mul(*row[: k + 1])
-    return np.moveaxis(out, -1, axis)
+    return _scan(a, axis, "cumprod", lambda x: x, sp.Mul)
 
 
 def logcumsumexp(a: Any, axis: int = -1) -> Any:
     """log(cumsum(exp(a))) along `axis` (evaluated shifted by the largest exponent)."""
-    arr = _explicit(a, "logcumsumexp")
-    if arr.ndim == 0:
-        return arr.item()
-    moved = np.moveaxis(arr, axis, -1)
-    out = np.empty(moved.shape, dtype=object)
-    for idx in np.ndindex(*moved.shape[:-1]):
-        row = [sp.exp(sp.sympify(v)) for v in moved[idx]]
-        for k in range(len(row)):
-            out[(*idx, k)] = sp.log(sp.Add(*row[: k + 1]))
-    return np.moveaxis(out, -1, axis)
+    return _scan(a, axis, "logcumsumexp", sp.exp, sp.Add, sp.log)
 
 
 def _extreme_along(a: Any, axis: int | None, larger: bool, what: str) -> Any:

@@ -13,14 +13,15 @@ import sympy as sp
 from . import Backend
 
 
-def _num(x: sp.Expr) -> Any:
+def mp_number(x: sp.Expr) -> Any:
+    """A SymPy number at mpmath's working precision (a float constant by its exact binary value)."""
     if x is sp.pi:
         return mpmath.mp.pi
     if x is sp.E:
         return mpmath.mp.e
     if isinstance(x, sp.Rational):
         return mpmath.mpf(int(x.p)) / int(x.q)
-    return mpmath.mpf(str(x))
+    return mpmath.mpf(str(sp.Float(x, 60)))
 
 
 def _piecewise(pieces: list[tuple[Any, Any]]) -> Any:
@@ -54,7 +55,7 @@ def _erfinv(a: Any) -> Any:
 
 
 OPS = {
-    "num": _num,
+    "num": mp_number,
     "add": lambda *a: reduce(operator.add, a),
     "mul": lambda *a: reduce(operator.mul, a),
     "pow": lambda a, b: mpmath.power(a, b),

@@ -28,6 +28,7 @@ import sympy as sp
 from ...errors import UnsupportedError
 from ...symbolic.rewrites import Library
 from ..backends import program as _program
+from ..backends.mpmath import mp_number
 
 
 @dataclass(frozen=True)
@@ -220,17 +221,20 @@ _TORCH_LIB: dict[str, Callable[..., Any]] = {
 }
 
 
+_ARITHMETIC: dict[str, Callable[[list[Any]], Any]] = {
+    "add": lambda vals: reduce(operator.add, vals),
+    "mul": lambda vals: reduce(operator.mul, vals),
+    "div": lambda vals: vals[0] / vals[1],
+    "neg": lambda vals: -vals[0],
+}
+"""The operations every array library writes alike (mpmath sums with fsum instead)."""
+
+
 def _apply_torch(op: Op, vals: list[Any], dtype: Any, rows: dict[Any, Any] | None = None) -> Any:
     torch = _torch()
     kind = op.kind
-    if kind == "add":
-        return reduce(operator.add, vals)
-    if kind == "mul":
-        return reduce(operator.mul, vals)
-    if kind == "div":
-        return vals[0] / vals[1]
-    if kind == "neg":
-        return -vals[0]
+    if kind in _ARITHMETIC:
+        return _ARITHMETIC[kind](vals)
     if kind == "pow":
         return vals[0] ** op.param
     if kind == "powx":
@@ -304,16 +308,6 @@ def local(dag: Dag, nodes: Sequence[int], exact: Mapping[int, np.ndarray], dtype
 
 # --- mpmath: the truth -----------------------------------------------------------------------
 
-def _mp_const(value: sp.Expr) -> Any:
-    if value is sp.pi:
-        return mpmath.mp.pi
-    if value is sp.E:
-        return mpmath.mp.e
-    if isinstance(value, sp.Rational):
-        return mpmath.mpf(int(value.p)) / int(value.q)
-    return mpmath.mpf(str(sp.Float(value, 60)))
-
-
 def _lse(*row: Any) -> Any:
     m = max(row)
     if not mpmath.isfinite(m):
@@ -354,12 +348,8 @@ def _apply_mp(op: Op, vals: list[Any]) -> Any:
     kind = op.kind
     if kind == "add":
         return mpmath.fsum(vals)
-    if kind == "mul":
-        return reduce(operator.mul, vals)
-    if kind == "div":
-        return vals[0] / vals[1]
-    if kind == "neg":
-        return -vals[0]
+    if kind in _ARITHMETIC:
+        return _ARITHMETIC[kind](vals)
     if kind == "pow":
         if op.param == 2:
             return vals[0] * vals[0]
@@ -412,7 +402,7 @@ def _exact_at(dag: Dag, nodes: Sequence[int], points: np.ndarray, dps: int) -> d
             if op.kind == "in":
                 values[k] = [mpmath.mpf(float(x)) for x in points[:, op.param]]
             elif op.kind == "const":
-                c = _mp_const(op.param)
+                c = mp_number(op.param)
                 values[k] = [c] * count
             elif op.kind == "true":
                 values[k] = [True] * count
