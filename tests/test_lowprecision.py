@@ -220,6 +220,7 @@ def test_a_forward_that_is_mostly_not_finite_is_inconclusive_not_consistent() ->
      r"check_autograd_function"),
     (lambda: check_autograd_function(Scale, args=(torch.ones(3), 2.0), inputs={"x": ()}), r"not both"),
 ])
+@pytest.mark.filterwarnings("ignore:.*should not be instantiated:DeprecationWarning")  # Scale(): on purpose
 def test_newcomer_mistakes_are_one_line_errors(call, message: str) -> None:  # noqa: ANN001
     with pytest.raises((SpecError, derive.UnsupportedError), match=message) as info:
         call()
