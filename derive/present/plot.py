@@ -10,9 +10,7 @@ drawn without pyplot (no display, no global state).
 from __future__ import annotations
 
 import functools
-import io
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -29,9 +27,9 @@ from ..numeric.compiled import Compiled, _target, compile_graph, forward
 from ..numeric.sampling import sample
 from ..model.spec import Identity
 from ..symbolic.graph import Derivation, Graph, build, derive
+from .figures import FORMATS, STYLE, figure_class, inline_svg, render  # noqa: F401  (plot.inline_svg, as before)
 
 KINDS = ("fd", "errors", "himmelblau", "stability")
-FORMATS = ("svg", "png")
 STEPS = np.logspace(-16, 0, 33)
 """Relative steps of the finite-difference sweep: the actual step is h * max(1, |x|)."""
 CHOSEN_STEP = EPS ** (1 / 3)
@@ -45,19 +43,10 @@ HIMMELBLAU_STARTS = ((-4.0, 0.0), (1.0, 0.0), (4.0, 0.0))
 HIMMELBLAU_MINIMA = ((3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126))
 
 
-def _matplotlib() -> Any:
-    """The matplotlib Figure class, or a one-line error saying how to install it."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise DeriveError("plots need matplotlib: pip install 'derive-checker[report]'") from None
-    return Figure
-
-
 def warm_up() -> None:
     """Load matplotlib's SVG backend, its font list and torch once, before worker processes
     fork, so that each worker does not pay for them again."""
-    _matplotlib()
+    figure_class()
     import matplotlib.backends.backend_svg  # noqa: F401
     from matplotlib import font_manager
 
@@ -289,17 +278,13 @@ def himmelblau_descent(identity: Identity, *, starts: Any = HIMMELBLAU_STARTS,
 
 # --- the pictures ---------------------------------------------------------------------------
 
-_STYLE = {"svg.fonttype": "none", "svg.hashsalt": "derive", "font.size": 8,
-          "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 7}
-
-
 def _styled(draw: Callable[..., Any]) -> Callable[..., Any]:
     """Draw under the house style (text sizes are fixed when the artists are made)."""
     @functools.wraps(draw)
     def styled(*args: Any, **kwargs: Any) -> Any:
         import matplotlib
 
-        with matplotlib.rc_context(_STYLE):
+        with matplotlib.rc_context(STYLE):
             return draw(*args, **kwargs)
     return styled
 
@@ -315,7 +300,7 @@ def _powers_of_ten(axis: Any) -> None:
 
 def _figure(width: float = 4.6, height: float = 3.0, **margins: float) -> Any:
     """A figure with fixed margins (a constrained layout would draw it twice as often)."""
-    fig = _matplotlib()(figsize=(width, height))
+    fig = figure_class()(figsize=(width, height))
     fig.subplots_adjust(**{"left": 0.15, "right": 0.97, "top": 0.91, "bottom": 0.15, **margins})
     return fig
 
@@ -397,7 +382,7 @@ def himmelblau_figure(descent: Descent) -> Any:
 def figure(kind: str, identity: Identity, *, seed: int = 0, samples: int = DEFAULT_SAMPLES,
            timeout: float = DEFAULT_TIMEOUT) -> Any:
     """One figure of `kind` (fd, errors, himmelblau or stability) for `identity`."""
-    _matplotlib()  # fail before any computing if matplotlib is missing
+    figure_class()  # fail before any computing if matplotlib is missing
     if kind == "fd":
         return fd_figure(step_sweep(identity, seed=seed, timeout=timeout))
     if kind == "errors":
@@ -410,36 +395,6 @@ def figure(kind: str, identity: Identity, *, seed: int = 0, samples: int = DEFAU
     if kind == "himmelblau":
         return himmelblau_figure(himmelblau_descent(identity))
     raise SpecError(f"unknown plot kind {kind!r}; choose one of {', '.join(KINDS)}")
-
-
-def render(fig: Any, fmt: str = "svg", *, dpi: int = 110) -> bytes:
-    """A figure as SVG text (fonts as text, no metadata, so it stays small) or PNG bytes."""
-    import matplotlib
-
-    if fmt not in FORMATS:
-        raise SpecError(f"unknown image format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    buffer = io.BytesIO()
-    with matplotlib.rc_context(_STYLE):
-        fig.savefig(buffer, format=fmt, dpi=dpi,
-                    metadata={"Date": None} if fmt == "svg" else {"Software": None})
-    return buffer.getvalue()
-
-
-def inline_svg(fig: Any, prefix: str) -> str:
-    """A figure as an <svg> element for an HTML page: no XML prolog, no metadata, no namespace
-    URLs, coordinates to 0.1 pt, and only the ids something refers to, prefixed so that several
-    figures can share one document."""
-    text = render(fig, "svg").decode("utf-8")
-    text = text[text.index("<svg"):]
-    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
-    text = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", text)
-    text = re.sub(r'\bd="([^"]*)"', lambda m: 'd="' + " ".join(
-        re.sub(r"(\.\d)\d+", r"\1", m.group(1)).split()) + '"', text)
-    refs = r'(url\(#|href="#)([\w.-]+)'
-    used = {m[1] for m in re.findall(refs, text)}
-    text = re.sub(r'\s+id="([^"]+)"', lambda m: f' id="{prefix}-{m.group(1)}"' if m.group(1) in used else "",
-                  text)
-    return re.sub(refs, lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", text)
 
 
 def write(kind: str, identity: Identity, path: str | Path, *, seed: int = 0,

@@ -11,6 +11,7 @@ import html
 from typing import Any, Sequence, TextIO
 
 from ..model.verdict import Result, Stability
+from .figures import STYLE, figure_class, inline_svg
 from .terminal import paint
 
 _ORDER = {"definition": 0, "claim": 1, "autograd": 2}
@@ -104,14 +105,12 @@ MAX_PANELS = 3
 def figure(summary: dict[str, Any]) -> Any:
     """Bits lost against the sweep's signed input magnitude, one colour per dtype, the formula
     solid and its proved rewrite dashed: the flagged formulas (up to three), else the first."""
-    from .plot import _STYLE, _matplotlib
-
     import matplotlib
 
     formulas = [f for f in summary["formulas"] if any(o["flagged"] for o in f["dtypes"].values())]
     formulas = sorted(formulas, key=lambda f: _ORDER.get(f["kind"], 3))[:MAX_PANELS] or summary["formulas"][:1]
-    with matplotlib.rc_context(_STYLE):
-        fig = _matplotlib()(figsize=(5.6, 1.6 + 1.9 * max(1, len(formulas))))
+    with matplotlib.rc_context(STYLE):
+        fig = figure_class()(figsize=(5.6, 1.6 + 1.9 * max(1, len(formulas))))
         fig.subplots_adjust(left=0.11, right=0.97, top=0.93, bottom=0.1, hspace=0.75)
         for k, f in enumerate(formulas):
             ax = fig.add_subplot(len(formulas), 1, k + 1)
@@ -177,7 +176,6 @@ def section_html(identity: Any, result: Result, index: int, *, seed: int, plots:
     parts = ["<h3>Stability</h3>", table_html(result.stability)]
     if plots and result.stability:
         from ..numeric.stability import analyse
-        from .plot import inline_svg
 
         try:
             summary = analyse(identity, dtypes=tuple(dict.fromkeys(s.dtype for s in result.stability)),
