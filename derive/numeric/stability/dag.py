@@ -26,7 +26,7 @@ import numpy as np
 import sympy as sp
 
 from ...errors import UnsupportedError
-from ...symbolic.rewrites import Library
+from ...symbolic.marks import Library
 from ..backends import program as _program
 from ..backends.mpmath import mp_number
 
