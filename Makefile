@@ -21,7 +21,7 @@ run: $(STAMP)
 	$(BIN)/derive check --all
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2   # both cores (pytest-xdist, in the test extra)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
