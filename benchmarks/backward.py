@@ -218,10 +218,10 @@ LOW = {
     "gelu": lambda f, dt, n, **kw: check_autograd_function(
         f, args=(torch.randn(256, generator=torch.Generator().manual_seed(0)).to(getattr(torch, dt)),), samples=n),
     "attention": lambda f, dt, n, **kw: check_backward(f, "attention_backward",
-                                                       sizes={"n": 64, "m": 64, "d": 16, "e": 16}, samples=n, dtype=dt),
+                                                       sizes={"n": 32, "m": 32, "d": 16, "e": 16}, samples=n, dtype=dt),
 }
 LOW_SIZES = {"softmax": "n=256", "cross_entropy": "B=4, k=256", "layer_norm": "n=256", "gelu": "n=256",
-             "attention": "n=m=64, d=e=16"}
+             "attention": "n=m=32, d=e=16"}
 
 
 def low_precision(samples: int, detect_samples: int) -> list[dict]:
