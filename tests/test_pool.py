@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -142,3 +144,25 @@ def test_compiling_the_formulas_is_bounded_too(monkeypatch: pytest.MonkeyPatch) 
     assert time.perf_counter() - start < 8
     assert result.verdict == "inconclusive"
     assert result.reason.startswith("timeout in compiling the formulas: not finished within 1 s")
+
+
+LEFT_SUSPENDED = """
+import time
+from derive.run.pool import run_tasks
+
+def work(i):
+    time.sleep(0.1 if i == 0 else 120)
+    return i
+
+tasks = run_tasks(2, work, jobs=2, limit=lambda i: 300)
+print(next(tasks).index, flush=True)
+# the generator is left suspended at its yield (an exception in the caller would do the same)
+"""
+
+
+def test_a_pool_left_suspended_does_not_hold_the_process_at_exit() -> None:
+    # multiprocessing's exit handler waits for non-daemon workers: ours must kill them first
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", LEFT_SUSPENDED], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "0", done.stderr
+    assert time.perf_counter() - start < 20

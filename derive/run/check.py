@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import math
 import os
 import random
@@ -417,21 +419,24 @@ def check_all(identities: Iterable[Identity], *, progress: Callable[[int, int, s
                 return replace(check(items[k], seed=seed, **options),  # type: ignore[arg-type]
                                fingerprint=prints[k])
 
-            for out in run_tasks(len(todo), work, jobs=jobs,
-                                 limit=lambda j: wall_limit(items[todo[j]], timeout)):
-                k = todo[out.index]
-                if out.kind == "ok":
-                    finished(k, out.value)
-                elif out.kind == "error" and isinstance(out.value, DeriveError):
-                    raise out.value
-                elif out.kind == "error":
-                    finished(k, _failed(items[k], "error", f"{type(out.value).__name__}: {out.value}",
-                                        out.seconds))
-                elif out.kind == "crash":
-                    where = f" in {out.stage}" if out.stage else ""
-                    finished(k, _failed(items[k], "crash", f"worker exit code {out.value}{where}", out.seconds))
-                else:
-                    finished(k, _failed(items[k], "timeout", f"{out.value:g}", out.seconds, out.stage))
+            # closed on any exit: Ctrl-C while a result is being handled (the pool suspended at
+            # its yield) kills the workers now, not when the generator is collected at exit
+            with contextlib.closing(run_tasks(len(todo), work, jobs=jobs,
+                                              limit=lambda j: wall_limit(items[todo[j]], timeout))) as tasks:
+                for out in tasks:
+                    k = todo[out.index]
+                    if out.kind == "ok":
+                        finished(k, out.value)
+                    elif out.kind == "error" and isinstance(out.value, DeriveError):
+                        raise out.value
+                    elif out.kind == "error":
+                        finished(k, _failed(items[k], "error", f"{type(out.value).__name__}: {out.value}",
+                                            out.seconds))
+                    elif out.kind == "crash":
+                        where = f" in {out.stage}" if out.stage else ""
+                        finished(k, _failed(items[k], "crash", f"worker exit code {out.value}{where}", out.seconds))
+                    else:
+                        finished(k, _failed(items[k], "timeout", f"{out.value:g}", out.seconds, out.stage))
     except KeyboardInterrupt:
         report = partial(False)
         if on_result:

@@ -8,12 +8,15 @@ next task: one bad identity never stops the others. Ctrl-C in the parent kills e
 
 from __future__ import annotations
 
+import atexit
 import faulthandler
 import multiprocessing as mp
 import os
 import signal
 import time
+import weakref
 from dataclasses import dataclass
+from multiprocessing import util as _mp_util  # noqa: F401 - its exit handler is registered before ours
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Iterator
 
@@ -67,12 +70,24 @@ def _serve(conn: Connection, work: Callable[[int], Any], memory: int) -> None:
                        time.perf_counter() - start))
 
 
+_LIVE: "weakref.WeakSet[_Worker]" = weakref.WeakSet()
+
+
+@atexit.register  # runs before multiprocessing's own exit handler, which would wait for them
+def _kill_leftovers() -> None:
+    """Workers of a pool whose generator was never closed (an exception left it suspended)."""
+    for w in list(_LIVE):
+        if w.proc.is_alive():
+            w.kill()
+
+
 class _Worker:
     def __init__(self, work: Callable[[int], Any], memory: int) -> None:
         ctx = mp.get_context("fork")
         self.conn, child = ctx.Pipe(duplex=True)
         self.proc = ctx.Process(target=_serve, args=(child, work, memory), daemon=False)
         self.proc.start()
+        _LIVE.add(self)
         child.close()
         self.task: int | None = None
         self.started = 0.0
