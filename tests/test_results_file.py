@@ -163,7 +163,13 @@ def test_stopping_mid_run_leaves_a_valid_results_file(tmp_path: Path, how: str) 
     try:
         _wait_for_results(out, 2, proc)
         proc.send_signal(signal.SIGINT if how == "sigint" else signal.SIGKILL)
-        stdout, stderr = proc.communicate(timeout=30)
+        try:
+            stdout, stderr = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            tree = subprocess.run(["ps", "-eo", "pid,ppid,pgid,stat,wchan:20,args"], capture_output=True,
+                                  text=True).stdout
+            status = Path(f"/proc/{proc.pid}/status")
+            raise AssertionError(f"derive did not stop: {status.read_text() if status.exists() else ''}\n{tree}")
     finally:
         proc.kill()
     data = json.loads(out.read_text())
