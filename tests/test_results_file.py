@@ -157,14 +157,17 @@ def _wait_for_results(path: Path, count: int, proc: subprocess.Popen, limit: flo
 @pytest.mark.parametrize("how", ["sigint", "sigkill"])
 def test_stopping_mid_run_leaves_a_valid_results_file(tmp_path: Path, how: str) -> None:
     out = tmp_path / "r.json"
+    # Ctrl-C as a terminal delivers it: the run must not inherit an ignored SIGINT from this test
+    # process (a pytest-xdist worker may have one), or it would never see the signal
     proc = subprocess.Popen([*DERIVE, "check", str(_slow_spec(tmp_path)), "-j", "2", "-o", str(out),
                              "--timeout", "60", "--samples", "8"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         _wait_for_results(out, 2, proc)
         proc.send_signal(signal.SIGINT if how == "sigint" else signal.SIGKILL)
-        try:  # about 1 s alone, even under load; the full parallel suite once took over 30 s (not understood)
-            stdout, stderr = proc.communicate(timeout=150)
+        try:
+            stdout, stderr = proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             tree = subprocess.run(["ps", "-eo", "pid,ppid,pgid,stat,wchan:20,args"], capture_output=True,
                                   text=True).stdout
