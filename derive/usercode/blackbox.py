@@ -26,7 +26,6 @@ from .calling import (
     _noise,
 )
 from .arguments import Slot, draw
-from .torchcall import Context as _Context
 from .inputs import (
     _FD_STEP,
     _NO_PROOF,
@@ -52,30 +51,6 @@ class _FunctionCheck:
     rerun: str = ""
     tol: Tolerance = field(default_factory=lambda: TOLERANCES["float64"])
     use_complex: bool = True
-    use_body: bool = False  # derive.usercode.function takes this path when autograd of the body is no truth
-
-    def _body(self, leaves: dict[str, Any]) -> list[Any] | None:
-        """The Function's own forward called directly, so autograd records its operations: an
-        exact truth for the backward when the forward is built from differentiable torch ops
-        (None when it is not: custom kernels, numpy, detached values)."""
-        torch = self.torch
-        if not self.use_body:
-            return None
-        args = self._args(leaves)
-        new_style = any("setup_context" in vars(k) for k in self.fn_class.__mro__
-                        if k.__module__.split(".")[0] != "torch")
-        try:
-            with torch.enable_grad(), np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                out = self.fn_class.forward(*args) if new_style else self.fn_class.forward(_Context(args), *args)
-        except Exception:  # the forward needs the real context or machinery: no such truth
-            self.use_body = False
-            return None
-        outs = [o for o in (out if isinstance(out, (tuple, list)) else [out]) if isinstance(o, torch.Tensor)]
-        if not outs or not any(o.requires_grad for o in outs):
-            self.use_body = False
-            return None
-        return outs
 
     def _args(self, values: dict[str, Any]) -> list[Any]:
         """The forward's positional arguments: drawn values by name, fixed ones as given."""
@@ -174,21 +149,12 @@ class _FunctionCheck:
                     claim, absum = self._projected_vjps(outs, [leaves[n] for n in diff], v, u, sizes)
                 except RuntimeError as exc:
                     raise SpecError(f"{self.fn_class.__name__}.backward failed: {_one_line(exc)}") from exc
-            body_leaves = {n: torch.as_tensor(np.ascontiguousarray(a)) for n, a in vals.items()}
-            for n in diff:
-                body_leaves[n] = body_leaves[n].clone().requires_grad_(True)
-            body = self._body(body_leaves)
-            exact = None
-            if body is not None and len(body) == len(outs):
-                exact, _ = self._projected_vjps(body, [body_leaves[n] for n in diff], v, u, sizes)
             rich = [(4 * a - b) / 3 for a, b in zip(d1, d2)]
             res = {"f": fv, "d1": v @ np.stack(d1, 1), "d2": v @ np.stack(d2, 1),
                    "rich": v @ np.stack(rich, 1), "claim": claim, "absum": absum,
                    "fd_abs": np.abs(v) @ np.abs(np.stack(rich, 1))}
             if self.use_complex and len(cs) == DIRECTIONS:
                 res["cs"] = v @ np.stack(cs, 1)
-            if exact is not None:
-                res["body"] = exact
             return res
 
         here = measure(raw)
@@ -248,9 +214,10 @@ class _FunctionCheck:
         rounding = np.array([r["round"] for r in rows])
         noise_c = _noise(claim, claim_p)
         sources: tuple[str, ...] = ("central differences",)
-        # the exact truth: the complex step, else autograd of the forward's own operations
+        # the exact truth: the complex step, where the forward runs on complex tensors (autograd of
+        # its own operations is derive.usercode.function's truth; this path is for when it is none)
         exact_name, have_cs = "", False
-        for key, what in (("cs", "complex step"), ("body", f"autograd of {self.fn_class.__name__}.forward")):
+        for key, what in (("cs", "complex step"),):
             if (key != "cs" or self.use_complex) and all(key in r["here"] and key in r["there"] for r in rows):
                 cs, cs_p = stack(key), stack(key, "there")
                 noise = np.maximum(noise_c, _noise(cs, cs_p))

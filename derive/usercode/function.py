@@ -22,10 +22,10 @@ from ..numeric.backends import resolve_device
 from ..numeric.tolerance import EPS, TOLERANCES, dtype_name
 from ..numeric.vjp import Case, Evaluated, NotGeneric, judge, rounded, vjps
 from .arguments import Slot, bind_args, bind_declared, declared, draw, entries, function_class, sizes_of
-from .blackbox import _Context, _FunctionCheck
+from .blackbox import _FunctionCheck
 from .calling import _combine, _message, _require_torch
 from .inputs import DEFAULT_SAMPLES, _MAX_VOLUME, _validate_common
-from .torchcall import BatchCall, Claim
+from .torchcall import BatchCall, Claim, Context
 
 WITNESS_SAMPLES = 8
 
@@ -139,7 +139,7 @@ def _case(fn_class: Any, new_style: bool, slots: list[Slot], sizes: dict[str, in
                  new_style=new_style)
 
     def body(*a: Any) -> Any:
-        return fn_class.forward(*a) if new_style else fn_class.forward(_Context(list(a)), *a)
+        return fn_class.forward(*a) if new_style else fn_class.forward(Context(list(a)), *a)
 
     body_calls: dict[Any, BatchCall] = {}
     probe = draw(slots, np.random.default_rng(0), 3, sizes)
